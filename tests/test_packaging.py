@@ -1,0 +1,48 @@
+"""The project's set-up files agree with each other, so conda and pip users get the same environment."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    """'scikit-learn >=1.3' -> ('scikit-learn', '>=1.3'); both files use pip's specifier syntax."""
+    name, spec = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", requirement).groups()
+    return name.lower().replace("_", "-"), spec.replace(" ", "")
+
+
+def _pyproject() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return dict(_split(r) for r in reqs)
+
+
+def _environment() -> dict[str, str]:
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    out = {}
+    for dep in deps:
+        for req in dep["pip"] if isinstance(dep, dict) else [dep]:
+            if req.startswith("-e") or req.split("=")[0] in {"python", "pip"}:
+                continue
+            name, spec = _split(req)
+            out[name] = spec
+    return out
+
+
+def test_environment_yml_and_pyproject_name_the_same_dependencies():
+    assert _environment() == _pyproject()
+
+
+def test_torch_and_torchvision_are_pinned_exactly():
+    deps = _pyproject()
+    assert deps["torch"] == "==2.14.1" and deps["torchvision"] == "==0.29.1"
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
+    targets = re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), re.M)
+    assert {"help", "setup", "reproduce", "test", "lab"} <= set(targets)

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+
+from clinical_utils import data as D
+from clinical_utils.models import build_model
+from clinical_utils.train import TrainConfig, classification_metrics, evaluate, predict, resolve_device, train
+
+
+@pytest.fixture
+def blood(fixture_root):
+    return D.load_medmnist("bloodmnist", root=fixture_root, verify=False)
+
+
+def test_training_learns_the_fixture(blood):
+    model = build_model("small_cnn", 3, 8)
+    result = train(model, blood.train.images, blood.train.labels,
+                   TrainConfig(epochs=8, batch_size=32, optimizer="adam", lr=3e-3), device="cpu")
+    assert result.epochs == 8 and len(result.history) == 8
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    metrics = evaluate(model, blood.test.images, blood.test.labels, device="cpu")
+    assert metrics["accuracy"] > 0.5  # chance is 1/8
+
+
+def test_same_seed_gives_identical_weights_and_metrics_on_cpu(blood):
+    def run(seed):
+        model = build_model("small_cnn", 3, 8, seed=seed)
+        train(model, blood.train.images, blood.train.labels, TrainConfig(epochs=2, batch_size=50), "cpu", seed=seed)
+        return model, evaluate(model, blood.test.images, blood.test.labels, "cpu")
+
+    (a, ma), (b, mb), (c, _) = run(0), run(0), run(1)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(p, q)
+    assert ma == mb
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_stops_at_target_training_accuracy(blood):
+    model = build_model("small_cnn", 3, 8)
+    config = TrainConfig(epochs=30, batch_size=32, optimizer="adam", lr=3e-3, target_train_accuracy=0.9)
+    result = train(model, blood.train.images, blood.train.labels, config, "cpu")
+    assert result.epochs < 30 and result.train_accuracy >= 0.9
+    assert all(e["accuracy"] < 0.9 for e in result.history[:-1])
+
+
+def test_predict_returns_probabilities_and_features(blood):
+    model = build_model("small_cnn", 3, 8)
+    probs, feats = predict(model, blood.val.images, "cpu", batch_size=32, features=True)
+    assert probs.shape == (80, 8) and feats.shape == (80, 128)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(predict(model, blood.val.images, "cpu", batch_size=7), probs, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_on_a_known_example():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.array([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .8, .1], [.5, .4, .1], [.1, .1, .8]])
+    m = classification_metrics(labels, probs)
+    assert m["per_class_accuracy"] == pytest.approx([2 / 3, 1 / 2, 1.0])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert m["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]
+    f1 = [2 * (2 / 3) * (2 / 3) / (4 / 3), 0.5, 1.0]  # precision = recall per class here
+    assert m["macro_f1"] == pytest.approx(np.mean(f1))
+    assert 0.5 < m["auc"] <= 1
+
+
+def test_binary_auc_and_absent_classes():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[.9, .1], [.4, .6], [.3, .7], [.2, .8]])
+    assert classification_metrics(labels, probs)["auc"] == pytest.approx(1.0)
+    m = classification_metrics(np.array([0, 0, 1]), np.array([[.9, .05, .05], [.2, .7, .1], [.1, .8, .1]]))
+    assert np.isnan(m["auc"]) and np.isnan(m["per_class_accuracy"][2])
+    assert m["per_class_accuracy"][:2] == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
+    ({"schedule": "step"}, "schedule 'step'"),
+    ({"epochs": 0}, "epochs"),
+    ({"lr": 0}, "lr"),
+    ({"target_train_accuracy": 1.5}, "target_train_accuracy"),
+])
+def test_bad_config_is_rejected(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        TrainConfig(**kwargs)
+
+
+def test_bad_images_are_rejected():
+    model = build_model("small_cnn", 1, 2)
+    with pytest.raises(ValueError, match="uint8"):
+        train(model, np.zeros((4, 1, 28, 28), np.float32), np.zeros(4, int), device="cpu")
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_path(blood):
+    model = build_model("resnet18", 3, 8)
+    result = train(model, blood.train.images, blood.train.labels, TrainConfig(epochs=2), "cuda")
+    assert result.epochs == 2
+    assert next(model.parameters()).device.type == "cuda"
+    assert evaluate(model, blood.test.images, blood.test.labels, "cuda")["accuracy"] >= 0
