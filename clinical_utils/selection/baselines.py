@@ -1,0 +1,125 @@
+"""The usual active-learning baselines, each a pure function: arrays in, pool indices (budget,) out.
+
+Uncertainty scores rank the whole pool; equal scores go to the lower index (a stable sort).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .embeddings import GradientEmbedding
+from .kernels import SelectionError, as_embedding, inner, n_rows, sq_norms
+
+BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
+
+
+def _check_budget(budget: int, n: int) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise SelectionError(f"budget must be a positive integer, got {budget!r}")
+    if budget > n:
+        raise SelectionError(f"budget {budget} is larger than the pool ({n} points); lower the budget")
+
+
+def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != ndim:
+        raise SelectionError(f"{name} must have {ndim} dimensions, got shape {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise SelectionError(f"{name} must be finite and non-negative (softmax outputs)")
+    return p
+
+
+def _top(scores: np.ndarray, budget: int) -> np.ndarray:
+    _check_budget(budget, len(scores))
+    return np.argsort(-scores, kind="stable")[:budget].astype(np.int64)
+
+
+def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis)
+
+
+def random_select(n: int, budget: int, seed: int = 0) -> np.ndarray:
+    """`budget` distinct indices of a pool of n, uniformly at random."""
+    _check_budget(budget, n)
+    return np.random.default_rng(seed).choice(n, size=budget, replace=False).astype(np.int64)
+
+
+def entropy_select(probs, budget: int) -> np.ndarray:
+    """Largest predictive entropy; probs (n, K)."""
+    return _top(_entropy(_probs(probs)), budget)
+
+
+def margin_select(probs, budget: int) -> np.ndarray:
+    """Smallest gap between the two most probable classes; probs (n, K)."""
+    top2 = np.sort(_probs(probs), 1)[:, -2:]
+    return _top(top2[:, 0] - top2[:, 1], budget)
+
+
+def least_confidence_select(probs, budget: int) -> np.ndarray:
+    """Smallest top-class probability; probs (n, K)."""
+    return _top(-_probs(probs).max(1), budget)
+
+
+def bald_select(mc_probs, budget: int) -> np.ndarray:
+    """Largest mutual information between prediction and weights (BALD) from MC-dropout samples.
+
+    mc_probs (T, n, K), e.g. from `mc_dropout_probs`: H(mean_t p_t) - mean_t H(p_t).
+    """
+    p = _probs(mc_probs, "mc_probs", 3)
+    return _top(_entropy(p.mean(0)) - _entropy(p).mean(0), budget)
+
+
+def badge_select(grad_embedding, budget: int, seed: int = 0, device: str | torch.device = "cpu") -> np.ndarray:
+    """BADGE: k-means++ seeding on gradient embeddings (Ash et al., ICLR 2020).
+
+    grad_embedding: a `GradientEmbedding` (factored, never expanded) or an (n, D) array. The first centre
+    is the point of largest gradient norm, each next one is drawn with probability proportional to its
+    squared distance to the nearest centre so far. Memory O(n).
+    """
+    g = as_embedding(grad_embedding, "grad_embedding", torch.device(device))
+    n = n_rows(g)
+    _check_budget(budget, n)
+    sq = sq_norms(g).double()
+    gen = torch.Generator().manual_seed(seed)
+    picks = [int(sq.argmax())]
+    nearest = torch.full((n,), float("inf"), dtype=torch.float64, device=sq.device)
+    for _ in range(budget - 1):
+        last = picks[-1]
+        centre = GradientEmbedding(g.e[last:last + 1], g.h[last:last + 1]) if isinstance(g, GradientEmbedding) \
+            else g[last:last + 1]
+        dist = (sq + sq[last] - 2 * inner(g, centre)[:, 0].double()).clamp_min(0)
+        nearest = torch.minimum(nearest, dist)
+        nearest[picks] = 0
+        total = nearest.sum()
+        if total <= 0:  # every point coincides with a centre: take the rest in index order
+            rest = np.setdiff1d(np.arange(n), picks)[:budget - len(picks)]
+            return np.concatenate([picks, rest]).astype(np.int64)
+        picks.append(int(torch.multinomial((nearest / total).float().cpu(), 1, generator=gen)))
+    return np.asarray(picks, dtype=np.int64)
+
+
+def coreset_select(features, labeled_features, budget: int, device: str | torch.device = "cpu",
+                   block: int = 4096) -> np.ndarray:
+    """Core-set by k-centre greedy (Sener & Savarese, ICLR 2018): repeatedly take the pool point farthest
+    from the labeled set and the points taken so far. features (n, d), labeled_features (m, d), m may be 0.
+    Distances are computed in blocks of `block` labeled points: memory O(n + block n)."""
+    device = torch.device(device)
+    x = as_embedding(features, "features", device)
+    n = len(x)
+    _check_budget(budget, n)
+    labeled = as_embedding(labeled_features, "labeled_features", device) if len(labeled_features) else x[:0]
+    if labeled.shape[1] != x.shape[1]:
+        raise SelectionError(f"features have {x.shape[1]} dimensions but labeled_features {labeled.shape[1]}")
+    sq = (x * x).sum(1)
+    nearest = torch.full((n,), float("inf"), device=device)
+    for lo in range(0, len(labeled), block):
+        c = labeled[lo:lo + block]
+        d = (sq[:, None] + (c * c).sum(1)[None, :] - 2 * x @ c.T).clamp_min_(0)
+        nearest = torch.minimum(nearest, d.amin(1))
+    picks = []
+    for _ in range(budget):
+        best = int(nearest.argmax())
+        picks.append(best)
+        nearest = torch.minimum(nearest, (sq + sq[best] - 2 * x @ x[best]).clamp_min(0))
+        nearest[best] = -1  # never again
+    return np.asarray(picks, dtype=np.int64)

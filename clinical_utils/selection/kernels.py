@@ -1,0 +1,102 @@
+"""Similarity kernels between embedding sets, computed block by block.
+
+Kernels ("kernel" argument of the selection functions):
+  cosine01  (1 + cos(a, b)) / 2, in [0, 1]: DISTIL's convention since Feb 2023 (the default);
+  cosine    cos(a, b), in [-1, 1]: DISTIL's earlier convention;
+  rbf       exp(-||a - b||^2 / s) with s the mean squared norm of the pool.
+An embedding set is an (n, d) float array or tensor, or a factored `GradientEmbedding`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .embeddings import GradientEmbedding
+
+KERNELS = ("cosine01", "cosine", "rbf")
+
+
+class SelectionError(ValueError):
+    """A selection request that cannot be carried out; the message says what to change."""
+
+
+class Prepared(NamedTuple):
+    """An embedding set ready for a kernel: unit-norm rows for the cosine kernels; squared norms (n,)."""
+    emb: torch.Tensor | GradientEmbedding
+    sqnorm: torch.Tensor
+
+
+def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientEmbedding:
+    """Validate one embedding set and move it to `device` as float32."""
+    if isinstance(x, GradientEmbedding):
+        e, h = (as_embedding(part, f"{name}.{field}", device) for part, field in ((x.e, "e"), (x.h, "h")))
+        if len(e) != len(h):
+            raise SelectionError(f"{name}: e has {len(e)} rows but h has {len(h)}")
+        return GradientEmbedding(e, h)
+    t = x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
+    if t.ndim != 2:
+        raise SelectionError(f"{name} must be a 2-D (n, d) array of embeddings, got shape {tuple(t.shape)}")
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+        raise SelectionError(f"{name} must hold numbers, got dtype {t.dtype}")
+    t = t.to(device=device, dtype=torch.float32)
+    bad = ~torch.isfinite(t).all(1)
+    if bad.any():
+        rows = bad.nonzero()[:5, 0].tolist()
+        raise SelectionError(f"{name} has NaN or infinite values in {int(bad.sum())} rows (first: {rows}); "
+                         "fix the model or drop those points before selecting")
+    return t
+
+
+def n_rows(x) -> int:
+    return len(x.e) if isinstance(x, GradientEmbedding) else len(x)
+
+
+def dims(x) -> tuple[int, ...]:
+    return (x.e.shape[1], x.h.shape[1]) if isinstance(x, GradientEmbedding) else (x.shape[1],)
+
+
+def inner(a, b) -> torch.Tensor:
+    """Inner products (len(a), len(b)) of two embedding sets of the same kind."""
+    if isinstance(a, GradientEmbedding):
+        return (a.e @ b.e.T) * (1 + a.h @ b.h.T)
+    return a @ b.T
+
+
+def sq_norms(a) -> torch.Tensor:
+    if isinstance(a, GradientEmbedding):
+        return (a.e * a.e).sum(1) * (1 + (a.h * a.h).sum(1))
+    return (a * a).sum(1)
+
+
+def rows(p: Prepared, idx) -> Prepared:
+    emb = GradientEmbedding(p.emb.e[idx], p.emb.h[idx]) if isinstance(p.emb, GradientEmbedding) else p.emb[idx]
+    return Prepared(emb, p.sqnorm[idx])
+
+
+def prepare(x, kernel: str, name: str) -> Prepared:
+    """Normalise rows for the cosine kernels (a zero row has no direction: an error)."""
+    sq = sq_norms(x)
+    if kernel == "rbf":
+        return Prepared(x, sq)
+    zero = sq <= 0
+    if zero.any():
+        raise SelectionError(f"{name} has {int(zero.sum())} all-zero rows (first: {zero.nonzero()[:5, 0].tolist()}); "
+                         "cosine similarity is undefined for them: drop them or use kernel='rbf'")
+    scale = sq.rsqrt()
+    if isinstance(x, GradientEmbedding):  # g is linear in e, so scaling e scales g
+        x = GradientEmbedding(x.e * scale[:, None], x.h)
+    else:
+        x = x * scale[:, None]
+    return Prepared(x, torch.ones_like(sq))
+
+
+def similarity(a: Prepared, b: Prepared, kernel: str, scale: float = 1.0) -> torch.Tensor:
+    """Kernel block (len(a), len(b)); `scale` is the rbf bandwidth s."""
+    g = inner(a.emb, b.emb)
+    if kernel == "cosine01":
+        return g.add_(1).mul_(0.5)
+    if kernel == "cosine":
+        return g
+    return (a.sqnorm[:, None] + b.sqnorm[None, :] - 2 * g).clamp_min_(0).div_(-scale).exp_()
