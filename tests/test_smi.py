@@ -47,13 +47,13 @@ def test_picks_match_submodlib_naive_greedy(function):
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_kernel_cache_and_blockwise_paths_give_the_same_picks(function):
-    pool, query, private, budget, params = _problem(3, function)
-    dense = smi_select(function, pool, query, budget, private, **params)
-    streamed = smi_select(function, pool, query, budget, private, memory_budget=0, **params)
-    small_cache = smi_select(function, pool, query, budget, private, memory_budget=4 * len(pool) * 7, **params)
-    np.testing.assert_array_equal(dense, streamed)
-    np.testing.assert_array_equal(dense, small_cache)
+def test_kept_kernel_and_streamed_blocks_give_the_same_picks(function):
+    # memory_budget=0: no pool kernel is kept; facility location then bounds gains in bf16, picks in fp32
+    for seed in (3, 4, 5):
+        pool, query, private, budget, params = _problem(seed, function)
+        dense = smi_select(function, pool, query, budget, private, **params)
+        streamed = smi_select(function, pool, query, budget, private, memory_budget=0, **params)
+        np.testing.assert_array_equal(dense, streamed)
 
 
 @pytest.mark.parametrize("kernel", ["cosine", "rbf"])

@@ -25,11 +25,13 @@ function picks exactly what naive greedy picks; LogDetMI/CMI are not submodular,
 recomputed every step, in O(n (d + |Q| + |P| + |A|)) with incremental Cholesky factors.
 
 Memory is linear in n: no n x n matrix exists unless it fits in `memory_budget` (then it is computed
-once and kept); otherwise kernel columns are computed in blocks when needed and cached up to the budget.
+once and kept); otherwise kernel columns are computed in blocks when needed, and only for the rows that
+can still gain (facility location: rows whose contribution has not reached its cap).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -112,25 +114,45 @@ def _argmax_last(values: torch.Tensor) -> int:
     return int((values == values.max()).nonzero()[-1, 0])
 
 
-class _Space:
-    """The prepared embeddings, the kernel, and the pool-pool columns held within the memory budget."""
+class _Rows(NamedTuple):
+    """Pool rows gathered for one greedy step: the mask, exact rows (unless the kernel is kept), bf16 rows."""
+    mask: torch.Tensor
+    exact: Prepared | None
+    low: torch.Tensor | None
 
-    def __init__(self, pool, query, private, kernel: str, memory_budget: int):
+
+class _Space:
+    """The prepared embeddings, the kernel, and the pool-pool kernel when it fits in the memory budget."""
+
+    def __init__(self, pool, query, private, kernel: str, memory_budget: int, fast_bounds: bool = True):
         self.kernel = kernel
         self.pool = prepare(pool, kernel, "pool")
         self.n = n_rows(pool)
+        self.device = self.pool.sqnorm.device
         # rbf bandwidth: the pool's mean squared norm, so the kernel does not depend on the embeddings' scale
         self.scale = float(self.pool.sqnorm.mean().clamp_min(1e-12)) if kernel == "rbf" else 1.0
         self.query = prepare(query, kernel, "query")
         self.private = None if private is None else prepare(private, kernel, "private")
-        self.column_bytes = 4 * self.n
-        self.max_cached = max(0, memory_budget // self.column_bytes)
-        self.block = max(1, BLOCK_BYTES // self.column_bytes)
+        self.block = max(1, BLOCK_BYTES // (4 * self.n))
         self.dense = None
-        self.cache: dict[int, torch.Tensor] = {}
-        if self.max_cached >= self.n:  # the whole pool kernel fits in the budget: compute it once
-            self.dense = torch.cat([self.sim(self.pool, rows(self.pool, slice(lo, lo + self.block)))
-                                    for lo in range(0, self.n, self.block)], 1)
+        if 4 * self.n * self.n <= memory_budget:  # the whole pool kernel fits: compute it once, keep it
+            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
+        # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; exact picks regardless)
+        self.low = None
+        if fast_bounds and self.dense is None and kernel != "rbf" and torch.is_tensor(self.pool.emb):
+            x = self.pool.emb
+            self.low = x.bfloat16()
+            back = self.low.float()
+            rounding = x - back
+            self.low_err = rounding.norm(dim=1)  # r_i = ||x_i - bf16(x_i)||
+            self.low_norm = back.norm(dim=1)  # m_i = ||bf16(x_i)||
+            # largest eigenvalues (1% margin) of Y^T Y for Y = X, the rounding errors E, X~ and |X~|: for any rows
+            # R and vector a, sum_{i in R} |<a, y_i>| <= sqrt(|R| lam_Y) ||a||, far below |R| ||a|| for real data
+            top = lambda a: 1.01 * float(torch.linalg.eigvalsh((a.T.double() @ a.double())).max().clamp_min(0))
+            self.lam_x, self.lam_e, self.lam_low, self.lam_abs = top(x), top(rounding), top(back), top(back.abs())
+            # reused buffers: a fresh 64 MiB tensor per block costs more in page faults than the product
+            self._low_buffer = torch.empty(self.block * self.n, dtype=torch.bfloat16, device=self.device)
+            self.buffer = torch.empty(self.block * self.n, device=self.device)
 
     def sim(self, a: Prepared, b: Prepared) -> torch.Tensor:
         return similarity(a, b, self.kernel, self.scale)
@@ -139,31 +161,45 @@ class _Space:
         """(n, len(other)) similarities of the pool with a small set (queries, privates)."""
         return self.sim(self.pool, other)
 
-    def columns(self, idx: torch.Tensor, remember: bool = True) -> torch.Tensor:
-        """Pool-pool kernel columns (n, len(idx)); computed ones are cached (oldest out first) if `remember`."""
+    def live_rows(self, mask: torch.Tensor) -> _Rows:
+        """Gather the pool rows in `mask` once, for all the blocks computed against them this step."""
+        exact = None if self.dense is not None else rows(self.pool, mask)
+        if self.low is None:
+            return _Rows(mask, exact, None)
+        return _Rows(mask, exact, self.low[mask])
+
+    def block_of(self, idx: torch.Tensor, of: _Rows) -> torch.Tensor:
+        """Exact kernel entries (len(idx), rows): pool points idx against the gathered rows."""
         if self.dense is not None:
-            return self.dense[:, idx]
-        keys = idx.tolist()
-        hits = {k: self.cache[k] for k in keys if k in self.cache}
-        missing = [k for k in keys if k not in hits]
-        if not missing:
-            return torch.stack([hits[k] for k in keys], 1)
-        fresh = self.sim(self.pool, rows(self.pool, torch.tensor(missing, device=idx.device)))
-        got = dict(zip(missing, fresh.unbind(1)))
-        if remember and self.max_cached:
-            for k, column in got.items():
-                if len(self.cache) >= self.max_cached:
-                    self.cache.pop(next(iter(self.cache)))
-                self.cache[k] = column.clone()  # a view would keep the whole block alive
-        if not hits:
-            return fresh
-        got.update(hits)
-        return torch.stack([got[k] for k in keys], 1)
+            return self.dense[idx][:, of.mask]
+        return self.sim(rows(self.pool, idx), of.exact)
+
+    def approx_block_of(self, idx: torch.Tensor, of: _Rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """bf16 inner products (len(idx), rows) like `block_of`, in cosine units, and for each point j in idx a
+        bound on the sum over the rows of their absolute error.
+
+        x unit rows, x~ = bf16(x), e = x - x~, r = ||e||, m = ||x~||. The product accumulates in fp32 over d
+        terms (error <= gamma_d <|x~_j|, |x~_i|>) and is rounded to bf16 (<= 2^-8 of the value), so per entry
+        |<x_j, x_i> - v_ji| <= |<e_j, x_i>| + |<x~_j, e_i>| + 2^-8 |<x~_j, x~_i>| + 2 gamma_d <|x~_j|, |x~_i|>.
+        Over rows R, sum_i |<a, y_i>| <= sqrt(|R| lam) ||a|| (Cauchy-Schwarz, then lam the largest eigenvalue
+        of Y^T Y over all rows), so the summed error is at most sqrt(|R|) (sqrt(lam_X) r_j + (sqrt(lam_E)
+        + 2^-8 sqrt(lam_X~) + 2 gamma_d sqrt(lam_|X~|)) m_j): no pass over the block is needed.
+        """
+        count = len(of.low)
+        v = torch.matmul(self.low[idx], of.low.T, out=self._low_buffer[:len(idx) * count].view(len(idx), count))
+        d = self.low.shape[1]
+        gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
+        r, m = self.low_err[idx], self.low_norm[idx]
+        per_m = math.sqrt(self.lam_e) + 2.0 ** -8 * math.sqrt(self.lam_low) + 2 * gamma * math.sqrt(self.lam_abs)
+        return v, math.sqrt(count) * (math.sqrt(self.lam_x) * r + per_m * m)
 
     def all_blocks(self):
-        """Pool indices in blocks small enough to hold (n, block) kernel columns."""
+        """Pool indices in blocks small enough to hold (block, n) kernel entries."""
         for lo in range(0, self.n, self.block):
-            yield torch.arange(lo, min(lo + self.block, self.n), device=self.pool.sqnorm.device)
+            yield torch.arange(lo, min(lo + self.block, self.n), device=self.device)
+
+
+STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale, a bf16 bound, its exact gain
 
 
 def _facility_location(space: _Space, budget: int, eta: float, nu: float | None) -> list[int]:
@@ -172,6 +208,10 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
     Both are facility location on the truncated kernel min(s_ij, t_i), t_i = eta max_q s_iq, with a floor
     f_i (0, or nu max_p s_ip for FLCMI): point i contributes c_i - f_i where c_i = max(min(m_i, t_i), f_i)
     and m_i = max(0, max_{j in A} s_ij). So the gain of j is sum_i max(0, min(s_ij, t_i) - c_i).
+
+    Every candidate holds an upper bound on its gain: stale bounds stay valid (gains only fall), bf16
+    bounds carry their rounding error; a candidate is picked only once its exact fp32 gain beats every
+    other bound, so the picks are those of exact greedy.
     """
     t = (eta * space.pool_vs(space.query).amax(1)).clamp_min(FLOAT_MIN)
     c = torch.minimum(torch.zeros_like(t), t)
@@ -179,35 +219,47 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
         c = torch.maximum(c, (nu * space.pool_vs(space.private).amax(1)).clamp_min(0))
     live = c < t  # a point whose floor already reaches its cap can never contribute: leave it out
 
-    def gains(idx: torch.Tensor, remember: bool = True) -> torch.Tensor:
-        s, lo, hi = space.columns(idx, remember), c[:, None], t[:, None]
-        if not live.all():
-            s, lo, hi = s[live], lo[live], hi[live]
-        return torch.clamp(s, min=lo, max=hi).sub_(lo).sum(0)  # out of place: s may be the cache's
+    half = 0.5 if space.kernel == "cosine01" else 1.0  # cosine01 = (1 + v) / 2: map the caps, not the blocks
 
-    bound = torch.cat([gains(idx, remember=False) for idx in space.all_blocks()])
-    fresh = torch.ones(space.n, dtype=torch.bool, device=bound.device)
-    picked = torch.zeros_like(fresh)
+    def gains(idx: torch.Tensor, exact: bool) -> torch.Tensor:
+        # only the rows that can still gain are computed: they thin out quickly as the picks cover the pool
+        lo, hi = c[None, live], t[None, live]
+        if exact:
+            return torch.clamp(space.block_of(idx, of), min=lo, max=hi).sub_(lo).sum(1)
+        v, err = space.approx_block_of(idx, of)
+        lo, hi = (lo - (1 - half)) / half, (hi - (1 - half)) / half
+        clamped = torch.clamp(v, min=lo, max=hi, out=space.buffer[:v.numel()].view(v.shape))  # fp32, as the caps
+        g = half * (clamped.sum(1) - lo.sum())
+        return g + half * err + 1e-6 * (lo.shape[1] + g.abs())  # + the float32 rounding of the sums
+
+    fast = space.low is not None
+    of = space.live_rows(live)
+    bound = torch.cat([gains(idx, exact=not fast) for idx in space.all_blocks()])
+    state = torch.full((space.n,), BOUNDED if fast else EXACT, dtype=torch.int8, device=bound.device)
+    picked = torch.zeros(space.n, dtype=torch.bool, device=bound.device)
     picks = []
     for _ in range(budget):
-        batch = 16
+        batch = {STALE: 16, BOUNDED: 4}
         while True:
             masked = bound.masked_fill(picked, -math.inf)
             best = _argmax_last(masked)
-            if fresh[best]:
+            level = int(state[best])
+            if level == EXACT:
                 break
-            # refresh the stale candidates with the highest bounds; a bound never rises (submodularity)
-            top = masked.topk(min(batch, space.n - len(picks))).indices
-            top = torch.unique(torch.cat([top, torch.tensor([best], device=top.device)]))
-            bound[top] = gains(top)
-            fresh[top] = True
-            batch = min(2 * batch, space.block)
+            # refresh the highest bounds at this level one level up: bf16 for stale ones, fp32 for bf16 ones
+            top = masked.masked_fill(state != level, -math.inf).topk(min(batch[level], space.n - len(picks))).indices
+            top = torch.unique(torch.cat([top[state[top] == level], torch.tensor([best], device=top.device)]))
+            exact = level == BOUNDED or not fast
+            bound[top] = gains(top, exact)
+            state[top] = EXACT if exact else BOUNDED
+            batch[level] = min(2 * batch[level], space.block)
         picks.append(best)
         picked[best] = True
-        column = space.columns(torch.tensor([best], device=bound.device))[:, 0]
-        c = torch.maximum(c, torch.minimum(column, t))
+        column = space.block_of(torch.tensor([best], device=bound.device), of)[0]
+        c[live] = torch.maximum(c[live], torch.minimum(column, t[live]))
         live &= c < t
-        fresh[:] = False
+        of = space.live_rows(live)
+        state.fill_(STALE)
     return picks
 
 
@@ -281,6 +333,7 @@ def _logdet(space: _Space, budget: int, eta: float, nu: float | None, lam: float
         small = _Cholesky(diag, budget, s_vp, s_pp + eye_p)
         large = _Cholesky(diag, budget, torch.cat([s_vp, s_vq], 1), block)
     picked = torch.zeros(space.n, dtype=torch.bool, device=diag.device)
+    every = space.live_rows(torch.ones_like(picked))
     picks = []
     for step in range(budget):
         if (small.r[~picked] <= 0).any() or (large.r[~picked] <= 0).any():
@@ -290,7 +343,7 @@ def _logdet(space: _Space, budget: int, eta: float, nu: float | None, lam: float
         best = _argmax_last(gain)
         picks.append(best)
         picked[best] = True
-        column = space.columns(torch.tensor([best], device=diag.device))[:, 0].to(f64)
+        column = space.block_of(torch.tensor([best], device=diag.device), every)[0].to(f64)
         column[best] += lam
         small.add(best, column)
         large.add(best, column)
