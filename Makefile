@@ -29,8 +29,9 @@ reproduce: setup  ## run the main job: every experiment that exists
 test: setup  ## unit tests and notebook regression tests
 	$(PY) -m pytest
 
-bench: setup  ## the speed benchmarks (results/bench/)
+bench: setup  ## the speed benchmarks (results/bench/; about 20 minutes on 2 CPU cores)
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_selection.py
 
 lab: setup  ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/

@@ -5,7 +5,9 @@ functions), budget B = 100, default parameters (eta = nu = lam = 1), kernel (1 +
 Generator: a mixture of 20 Gaussian clusters, centres c_k ~ N(0, I_d), points c_k + 0.7 N(0, I_d) with the
 cluster drawn uniformly; queries from clusters 0 and 1 (the "rare" ones), privates from the others.
 submodlib gets dense kernels built as DISTIL builds them and runs LazyGreedy for the submodular functions
-(its fastest exact optimizer) and NaiveGreedy for LogDetMI/CMI (LazyGreedy changes their picks).
+(its fastest exact optimizer) and NaiveGreedy for LogDetMI/CMI (LazyGreedy changes their picks). Where
+picks differ, submodlib's own objective scores both sets ("value" columns): once every gain is zero,
+LazyGreedy's order among the zero-gain points follows its heap, not the index, so tails can differ.
 
 Every configuration runs in a fresh process, so its peak resident memory (ru_maxrss) is its own; the
 table shows the peak and the growth over the process after imports and data generation.
@@ -47,11 +49,12 @@ def peak_gib() -> float:
 
 
 def child(function: str, n: int, backend: str, device: str, picks_path: str) -> None:
-    """One configuration in this (fresh) process; prints one JSON line."""
+    """One configuration in this (fresh) process; prints one JSON line. The submodlib child also scores
+    the native picks found at `picks_path` (if any) with submodlib's own objective."""
     import torch
 
     from clinical_utils.selection import smi_select
-    from clinical_utils.selection.reference import submodlib_select
+    from clinical_utils.selection.reference import submodlib_function
 
     pool, query, private = problem(n)
     private = private if function in ("flcmi", "logdetcmi") else None
@@ -64,18 +67,27 @@ def child(function: str, n: int, backend: str, device: str, picks_path: str) -> 
             torch.cuda.synchronize()
     else:
         optimizer = "NaiveGreedy" if function.startswith("logdet") else "LazyGreedy"
-        picks = submodlib_select(function, torch.from_numpy(pool), torch.from_numpy(query), BUDGET,
-                                 None if private is None else torch.from_numpy(private), optimizer=optimizer)
+        f = submodlib_function(function, torch.from_numpy(pool), torch.from_numpy(query),
+                               None if private is None else torch.from_numpy(private))
+        picks = np.array([i for i, _ in f.maximize(budget=BUDGET, optimizer=optimizer, stopIfZeroGain=False,
+                                                      stopIfNegativeGain=False, verbose=False, show_progress=False)])
     seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "peak_gib": peak_gib(), "growth_gib": peak_gib() - base}
+    if backend == "native" and device != "cpu":
+        result["gpu_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if backend == "submodlib" and Path(picks_path).exists():  # the native picks, scored by submodlib
+        result["value_native"] = f.evaluate(set(np.load(picks_path).tolist()))
+        result["value_submodlib"] = f.evaluate(set(picks.tolist()))
     np.save(picks_path, picks)
-    gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device != "cpu" else None
-    print(json.dumps({"seconds": seconds, "peak_gib": peak_gib(), "growth_gib": peak_gib() - base,
-                      "gpu_peak_gib": gpu_peak}))
+    print(json.dumps(result))
 
 
-def run(function: str, n: int, backend: str, device: str, timeout: float) -> tuple[dict | None, np.ndarray | None]:
+def run(function: str, n: int, backend: str, device: str, timeout: float,
+        native_picks: np.ndarray | None = None) -> tuple[dict, np.ndarray | None]:
     with tempfile.TemporaryDirectory() as tmp:
         picks_path = str(Path(tmp) / "picks.npy")
+        if native_picks is not None:
+            np.save(picks_path, native_picks)
         cmd = [sys.executable, __file__, "--child", function, str(n), backend, device, picks_path]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -108,13 +120,13 @@ def main() -> None:
     report = {"d": D, "queries": N_QUERY, "privates": N_PRIVATE, "budget": BUDGET, "clusters": CLUSTERS,
               "device": args.device, "rows": []}
     print(f"{'function':<10} {'n':>7} {'ours s':>8} {'ours GiB':>9} {'submodlib s':>12} {'submodlib GiB':>14} "
-          f"{'speed-up':>9} {'memory':>7} {'same picks':>10}")
+          f"{'speed-up':>9} {'memory':>7} {'same picks':>10} {'f(ours)/f(theirs)':>18}")
     for n in args.sizes:
         for function in args.functions:
             ours, our_picks = run(function, n, "native", args.device, args.timeout)
             row = {"function": function, "n": n, "ours": ours}
             if n <= args.submodlib_max_n:
-                theirs, their_picks = run(function, n, "submodlib", "cpu", args.timeout)
+                theirs, their_picks = run(function, n, "submodlib", "cpu", args.timeout, our_picks)
                 row["submodlib"] = theirs
                 if our_picks is not None and their_picks is not None:
                     row["same_picks"] = float(np.mean(our_picks == their_picks))
@@ -137,9 +149,11 @@ def format_row(row: dict) -> str:
     speed = f"{theirs['seconds'] / ours['seconds']:.0f}x" if "seconds" in theirs and "seconds" in ours else "-"
     memory = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x" if "peak_gib" in theirs and "peak_gib" in ours else "-"
     same = f"{row['same_picks']:.2f}" if "same_picks" in row else "-"
+    value = (f"{theirs['value_native'] / theirs['value_submodlib']:.6f}"
+             if theirs.get("value_submodlib") else "-")
     return (f"{row['function']:<10} {row['n']:>7} {cell(ours, 'seconds', 8, '.2f')} {cell(ours, 'peak_gib', 9, '.2f')} "
             f"{cell(theirs, 'seconds', 12, '.2f')} {cell(theirs, 'peak_gib', 14, '.2f')} {speed:>9} {memory:>7} "
-            f"{same:>10}")
+            f"{same:>10} {value:>18}")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ strictly larger gain). The facility-location objectives use lazy greedy, which f
 function picks exactly what naive greedy picks; LogDetMI/CMI are not submodular, so every gain is
 recomputed every step, in O(n (d + |Q| + |P| + |A|)) with incremental Cholesky factors.
 
-Memory is linear in n: no n x n matrix exists unless it fits in `memory_budget` (then it is computed
-once and kept); otherwise kernel columns are computed in blocks when needed, and only for the rows that
-can still gain (facility location: rows whose contribution has not reached its cap).
+Memory is linear in n. Kernel entries are computed in blocks when needed; facility location computes them
+only for the rows that can still gain (rows whose contribution has not reached its cap), first as bf16
+upper bounds with a rigorous error term, then in fp32 for the candidate about to be picked. Where bf16
+bounds do not apply (rbf kernel, factored gradient embeddings, or n below about 4,000, where they cost more
+than they save) the fp32 pool kernel is kept instead if it fits in `memory_budget`.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ CONDITIONAL = ("flcmi", "logdetcmi")
 BACKENDS = ("native", "submodlib")
 FLOAT_MIN = torch.finfo(torch.float32).tiny  # std::numeric_limits<float>::min(), submodlib's start for max_q
 BLOCK_BYTES = 1 << 26  # one kernel block in flight: 64 MiB
+FAST_BOUNDS_MIN_N = 4096
 
 
 def smi_select(function: str, pool, query, budget: int, private=None, *, eta: float = 1.0, nu: float = 1.0,
@@ -52,9 +55,9 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
 
     pool (n, d), query (|Q|, d), private (|P|, d): float arrays or tensors, or `GradientEmbedding`s.
     eta: query magnification (queryDiversityEta for flqmi); nu: privacy hardness; lam: added to the
-    log-det diagonal. memory_budget: bytes the native backend may keep of the kernel. device: where the
-    native backend computes (default: the pool tensor's device). Returns pool indices (budget,) int64,
-    in pick order.
+    log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel when bf16 bounds
+    do not apply (rbf kernel, gradient embeddings, small pools). device: where the native backend computes (default: the
+    pool tensor's device). Returns pool indices (budget,) int64, in pick order.
     """
     if function not in FUNCTIONS:
         raise SelectionError(f"unknown SMI function {function!r}; choose one of {FUNCTIONS}")
@@ -73,8 +76,12 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     if backend == "submodlib":
         from .reference import submodlib_select
         return submodlib_select(function, pool, query, budget, private, eta=eta, nu=nu, lam=lam, kernel=kernel)
-    space = _Space(pool, query, private, kernel, memory_budget)
-    if function in ("flmi", "flcmi"):
+    # only facility location reads pool-pool entries again and again: it alone keeps bf16 copies or the kernel;
+    # below a few thousand points the bf16 set-up costs more than it saves (measured crossover: n ~ 4,000)
+    repeated = function in ("flmi", "flcmi")
+    space = _Space(pool, query, private, kernel, memory_budget if repeated else 0,
+                   fast_bounds=repeated and n_rows(pool) >= FAST_BOUNDS_MIN_N)
+    if repeated:
         picks = _facility_location(space, budget, eta, nu if function == "flcmi" else None)
     elif function == "flqmi":
         picks = _flqmi(space, budget, eta)
@@ -122,7 +129,7 @@ class _Rows(NamedTuple):
 
 
 class _Space:
-    """The prepared embeddings, the kernel, and the pool-pool kernel when it fits in the memory budget."""
+    """The prepared embeddings and kernel; for facility location also bf16 copies, or the kept pool kernel."""
 
     def __init__(self, pool, query, private, kernel: str, memory_budget: int, fast_bounds: bool = True):
         self.kernel = kernel
@@ -134,25 +141,29 @@ class _Space:
         self.query = prepare(query, kernel, "query")
         self.private = None if private is None else prepare(private, kernel, "private")
         self.block = max(1, BLOCK_BYTES // (4 * self.n))
-        self.dense = None
-        if 4 * self.n * self.n <= memory_budget:  # the whole pool kernel fits: compute it once, keep it
-            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
-        # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; exact picks regardless)
-        self.low = None
-        if fast_bounds and self.dense is None and kernel != "rbf" and torch.is_tensor(self.pool.emb):
+        self.dense = self.low = None
+        if fast_bounds and kernel != "rbf" and torch.is_tensor(self.pool.emb):
+            # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; the picks stay exact).
+            # Measured: from n ~ 4,000 up this beats keeping the fp32 pool kernel, in time and in memory.
             x = self.pool.emb
             self.low = x.bfloat16()
             back = self.low.float()
             rounding = x - back
             self.low_err = rounding.norm(dim=1)  # r_i = ||x_i - bf16(x_i)||
             self.low_norm = back.norm(dim=1)  # m_i = ||bf16(x_i)||
-            # largest eigenvalues (1% margin) of Y^T Y for Y = X, the rounding errors E, X~ and |X~|: for any rows
-            # R and vector a, sum_{i in R} |<a, y_i>| <= sqrt(|R| lam_Y) ||a||, far below |R| ||a|| for real data
-            top = lambda a: 1.01 * float(torch.linalg.eigvalsh((a.T.double() @ a.double())).max().clamp_min(0))
-            self.lam_x, self.lam_e, self.lam_low, self.lam_abs = top(x), top(rounding), top(back), top(back.abs())
+            # largest eigenvalues (1% margin) of Y^T Y for Y = X and the rounding errors E: for any rows R and
+            # vector a, sum_{i in R} |<a, y_i>| <= sqrt(|R| lam_Y) ||a||, far below |R| ||a|| for real data
+            # (fp32 Gram matrices: their rounding, ~1e-6 relative, is far inside the 1% margin). For X~ = X - E,
+            # sqrt(lam_X~) <= sqrt(lam_X) + sqrt(lam_E); for |X~| the Frobenius norm bounds it (its term is tiny).
+            top = lambda a: 1.01 * float(torch.linalg.eigvalsh((a.T @ a).double()).max().clamp_min(0))
+            self.lam_x, self.lam_e = top(x), top(rounding)
+            self.root_low = math.sqrt(self.lam_x) + math.sqrt(self.lam_e)
+            self.root_abs = 1.01 * float(back.norm())
             # reused buffers: a fresh 64 MiB tensor per block costs more in page faults than the product
             self._low_buffer = torch.empty(self.block * self.n, dtype=torch.bfloat16, device=self.device)
             self.buffer = torch.empty(self.block * self.n, device=self.device)
+        elif 4 * self.n * self.n <= memory_budget:  # no bf16 bounds: keep the pool kernel if it fits
+            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
 
     def sim(self, a: Prepared, b: Prepared) -> torch.Tensor:
         return similarity(a, b, self.kernel, self.scale)
@@ -186,11 +197,18 @@ class _Space:
         + 2^-8 sqrt(lam_X~) + 2 gamma_d sqrt(lam_|X~|)) m_j): no pass over the block is needed.
         """
         count = len(of.low)
-        v = torch.matmul(self.low[idx], of.low.T, out=self._low_buffer[:len(idx) * count].view(len(idx), count))
+        out = self._low_buffer[:len(idx) * count].view(len(idx), count)
+        cuda = torch.backends.cuda.matmul
+        reduced = cuda.allow_bf16_reduced_precision_reduction
+        try:  # the bound needs fp32 accumulation: cuBLAS may otherwise reduce partial sums in bf16
+            cuda.allow_bf16_reduced_precision_reduction = False
+            v = torch.matmul(self.low[idx], of.low.T, out=out)
+        finally:
+            cuda.allow_bf16_reduced_precision_reduction = reduced
         d = self.low.shape[1]
         gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
         r, m = self.low_err[idx], self.low_norm[idx]
-        per_m = math.sqrt(self.lam_e) + 2.0 ** -8 * math.sqrt(self.lam_low) + 2 * gamma * math.sqrt(self.lam_abs)
+        per_m = math.sqrt(self.lam_e) + 2.0 ** -8 * self.root_low + 2 * gamma * self.root_abs
         return v, math.sqrt(count) * (math.sqrt(self.lam_x) * r + per_m * m)
 
     def all_blocks(self):
@@ -200,6 +218,7 @@ class _Space:
 
 
 STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale, a bf16 bound, its exact gain
+FIRST_BATCH = {STALE: 64, BOUNDED: 16}  # candidates refreshed at once; doubled while the step goes on
 
 
 def _facility_location(space: _Space, budget: int, eta: float, nu: float | None) -> list[int]:
@@ -239,7 +258,7 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
     picked = torch.zeros(space.n, dtype=torch.bool, device=bound.device)
     picks = []
     for _ in range(budget):
-        batch = {STALE: 16, BOUNDED: 4}
+        batch = dict(FIRST_BATCH)
         while True:
             masked = bound.masked_fill(picked, -math.inf)
             best = _argmax_last(masked)
@@ -297,19 +316,20 @@ class _Cholesky:
                  block: torch.Tensor | None = None):
         fixed = 0 if cross is None else cross.shape[1]
         self.r = diag.clone()
-        self.coords = torch.zeros(len(diag), fixed + budget, dtype=diag.dtype, device=diag.device)
+        # one row per factor column, so the part in use is one contiguous (size, n) block
+        self.coords = torch.zeros(fixed + budget, len(diag), dtype=diag.dtype, device=diag.device)
         self.size = fixed
         if cross is not None:  # condition on a fixed set C: L_CC = block, L_VC = cross
             chol = torch.linalg.cholesky(block)
-            self.coords[:, :fixed] = torch.linalg.solve_triangular(chol, cross.T, upper=False).T
-            self.r -= (self.coords[:, :fixed] ** 2).sum(1)
+            self.coords[:fixed] = torch.linalg.solve_triangular(chol, cross.T, upper=False)
+            self.r -= (self.coords[:fixed] ** 2).sum(0)
 
     def add(self, a: int, column: torch.Tensor) -> None:
         """Add pool point a, whose column of L over the pool is `column` (n,)."""
-        known = self.coords[:, :self.size]
-        u = (column - known @ known[a]) / self.r[a].sqrt()
+        known = self.coords[:self.size]
+        u = (column - known.T @ known[:, a]) / self.r[a].sqrt()
         self.r -= u * u
-        self.coords[:, self.size] = u
+        self.coords[self.size] = u
         self.size += 1
 
 
