@@ -144,7 +144,10 @@ def format_row(row: dict) -> str:
     ours, theirs = row["ours"], row.get("submodlib", {})
 
     def cell(r, key, width, fmt):
-        return f"{format(r[key], fmt):>{width}}" if r and key in r else f"{r.get('error', '-')[:width]:>{width}}"
+        if r and key in r:
+            return f"{format(r[key], fmt):>{width}}"
+        error = r.get("error", "-")
+        return f"{'not run' if error.startswith('not run') else error[:width]:>{width}}"
 
     speed = f"{theirs['seconds'] / ours['seconds']:.0f}x" if "seconds" in theirs and "seconds" in ours else "-"
     memory = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x" if "peak_gib" in theirs and "peak_gib" in ours else "-"
