@@ -29,7 +29,7 @@ reproduce: setup  ## run the main job: every experiment that exists
 test: setup  ## unit tests and notebook regression tests
 	$(PY) -m pytest
 
-bench: setup  ## the speed benchmarks (results/bench/; about 20 minutes on 2 CPU cores)
+bench: setup  ## the speed benchmarks (results/bench/; about 15 minutes on 2 CPU cores)
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_selection.py
 
