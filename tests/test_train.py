@@ -22,6 +22,17 @@ def test_training_learns_the_fixture(blood):
     assert metrics["accuracy"] > 0.5  # chance is 1/8
 
 
+def test_resnet18_trains_and_evaluates_on_cpu(blood):
+    model = build_model("resnet18", 3, 8)
+    before = model.head.weight.detach().clone()
+    result = train(model, blood.train.images[:64], blood.train.labels[:64], TrainConfig(epochs=1, batch_size=32),
+                   device="cpu")
+    assert result.epochs == 1 and np.isfinite(result.history[0]["loss"])
+    assert not torch.equal(before, model.head.weight)
+    metrics = evaluate(model, blood.test.images, blood.test.labels, device="cpu")
+    assert len(metrics["per_class_accuracy"]) == 8 and np.array(metrics["confusion_matrix"]).sum() == 80
+
+
 def test_same_seed_gives_identical_weights_and_metrics_on_cpu(blood):
     def run(seed):
         model = build_model("small_cnn", 3, 8, seed=seed)
