@@ -180,7 +180,7 @@ class _Space:
         return _Rows(mask, exact, self.low[mask])
 
     def block_of(self, idx: torch.Tensor, of: _Rows) -> torch.Tensor:
-        """Exact kernel entries (len(idx), rows): pool points idx against the gathered rows."""
+        """Exact kernel entries (len(idx), rows): pool points idx against the gathered rows; a fresh tensor."""
         if self.dense is not None:
             return self.dense[idx][:, of.mask]
         return self.sim(rows(self.pool, idx), of.exact)
@@ -244,10 +244,11 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
         # only the rows that can still gain are computed: they thin out quickly as the picks cover the pool
         lo, hi = c[None, live], t[None, live]
         if exact:
-            return torch.clamp(space.block_of(idx, of), min=lo, max=hi).sub_(lo).sum(1)
+            return space.block_of(idx, of).clamp_(min=lo, max=hi).sub_(lo).sum(1)  # a fresh block: in place
         v, err = space.approx_block_of(idx, of)
         lo, hi = (lo - (1 - half)) / half, (hi - (1 - half)) / half
-        clamped = torch.clamp(v, min=lo, max=hi, out=space.buffer[:v.numel()].view(v.shape))  # fp32, as the caps
+        # to fp32 first, then clamp in place: clamp with bf16 input and fp32 bounds is five times slower
+        clamped = space.buffer[:v.numel()].view(v.shape).copy_(v).clamp_(min=lo, max=hi)
         g = half * (clamped.sum(1) - lo.sum())
         return g + half * err + 1e-6 * (lo.shape[1] + g.abs())  # + the float32 rounding of the sums
 
