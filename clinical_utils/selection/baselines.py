@@ -8,16 +8,9 @@ import numpy as np
 import torch
 
 from .embeddings import GradientEmbedding
-from .kernels import SelectionError, as_embedding, inner, n_rows, sq_norms
+from .kernels import SelectionError, as_embedding, check_budget, inner, n_rows, sq_norms
 
 BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
-
-
-def _check_budget(budget: int, n: int) -> None:
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise SelectionError(f"budget must be a positive integer, got {budget!r}")
-    if budget > n:
-        raise SelectionError(f"budget {budget} is larger than the pool ({n} points); lower the budget")
 
 
 def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
@@ -30,7 +23,7 @@ def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
 
 
 def _top(scores: np.ndarray, budget: int) -> np.ndarray:
-    _check_budget(budget, len(scores))
+    check_budget(budget, len(scores))
     return np.argsort(-scores, kind="stable")[:budget].astype(np.int64)
 
 
@@ -40,7 +33,7 @@ def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def random_select(n: int, budget: int, seed: int = 0) -> np.ndarray:
     """`budget` distinct indices of a pool of n, uniformly at random."""
-    _check_budget(budget, n)
+    check_budget(budget, n)
     return np.random.default_rng(seed).choice(n, size=budget, replace=False).astype(np.int64)
 
 
@@ -78,7 +71,7 @@ def badge_select(grad_embedding, budget: int, seed: int = 0, device: str | torch
     """
     g = as_embedding(grad_embedding, "grad_embedding", torch.device(device))
     n = n_rows(g)
-    _check_budget(budget, n)
+    check_budget(budget, n)
     sq = sq_norms(g).double()
     gen = torch.Generator().manual_seed(seed)
     picks = [int(sq.argmax())]
@@ -106,7 +99,7 @@ def coreset_select(features, labeled_features, budget: int, device: str | torch.
     device = torch.device(device)
     x = as_embedding(features, "features", device)
     n = len(x)
-    _check_budget(budget, n)
+    check_budget(budget, n)
     labeled = as_embedding(labeled_features, "labeled_features", device) if len(labeled_features) else x[:0]
     if labeled.shape[1] != x.shape[1]:
         raise SelectionError(f"features have {x.shape[1]} dimensions but labeled_features {labeled.shape[1]}")

@@ -28,6 +28,19 @@ class Prepared(NamedTuple):
     sqnorm: torch.Tensor
 
 
+def check_budget(budget, n: int) -> None:
+    """A pick count must be a positive integer no larger than the pool."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise SelectionError(f"budget must be a positive integer, got {budget!r}")
+    if budget > n:
+        raise SelectionError(f"budget {budget} is larger than the pool ({n} points); lower the budget")
+
+
+def kernel_scale(pool: Prepared, kernel: str) -> float:
+    """The rbf bandwidth s: the pool's mean squared norm, so the kernel ignores the embeddings' scale."""
+    return float(pool.sqnorm.mean().clamp_min(1e-12)) if kernel == "rbf" else 1.0
+
+
 def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientEmbedding:
     """Validate one embedding set and move it to `device` as float32."""
     if isinstance(x, GradientEmbedding):

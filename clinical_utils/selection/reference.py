@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import prepare, similarity
+from .kernels import kernel_scale, prepare, similarity
 
 CLASSES = {
     "flmi": "FacilityLocationMutualInformationFunction",
@@ -25,7 +25,7 @@ def submodlib_function(function: str, pool, query, private=None, *, eta=1.0, nu=
     import submodlib
 
     v, q = prepare(pool, kernel, "pool"), prepare(query, kernel, "query")
-    scale = float(v.sqnorm.mean().clamp_min(1e-12)) if kernel == "rbf" else 1.0
+    scale = kernel_scale(v, kernel)
 
     def k(a, b):
         return similarity(a, b, kernel, scale).cpu().numpy().astype(np.float32)

@@ -38,7 +38,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .kernels import KERNELS, Prepared, SelectionError, as_embedding, dims, n_rows, prepare, rows, similarity
+from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
+                      prepare, rows, similarity)
 
 FUNCTIONS = ("flmi", "flqmi", "gcmi", "logdetmi", "flcmi", "logdetcmi")
 CONDITIONAL = ("flcmi", "logdetcmi")
@@ -93,11 +94,7 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
 
 
 def _check(function, pool, query, private, budget, eta, nu, lam) -> None:
-    n = n_rows(pool)
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise SelectionError(f"budget must be a positive integer, got {budget!r}")
-    if budget > n:
-        raise SelectionError(f"budget {budget} is larger than the pool ({n} points); lower the budget")
+    check_budget(budget, n_rows(pool))
     if n_rows(query) == 0:
         raise SelectionError("the query set is empty: SMI needs at least one rare-class exemplar as a query")
     if type(pool) is not type(query) or dims(pool) != dims(query):
@@ -136,8 +133,7 @@ class _Space:
         self.pool = prepare(pool, kernel, "pool")
         self.n = n_rows(pool)
         self.device = self.pool.sqnorm.device
-        # rbf bandwidth: the pool's mean squared norm, so the kernel does not depend on the embeddings' scale
-        self.scale = float(self.pool.sqnorm.mean().clamp_min(1e-12)) if kernel == "rbf" else 1.0
+        self.scale = kernel_scale(self.pool, kernel)
         self.query = prepare(query, kernel, "query")
         self.private = None if private is None else prepare(private, kernel, "private")
         self.block = max(1, BLOCK_BYTES // (4 * self.n))
