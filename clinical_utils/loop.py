@@ -1,0 +1,191 @@
+"""The targeted active-learning loop, as the CLINICAL authors run it (DISTIL's SMI strategy, TRUST's splits).
+
+Round 0 trains on the scenario's labeled set. Each later round: embed the pool and the query set (the
+labeled rare-class exemplars, all or only those the model misclassifies), pick `budget` pool images with the
+strategy, reveal their labels, add them to the labeled set (and the rare ones to the exemplars, so the query
+set grows), retrain from scratch, evaluate. After every round the run record is written atomically; a rerun
+continues from the last finished round and, since every round retrains from its own seed, gives exactly the
+record an uninterrupted run gives.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import MedMNIST, Scenario
+from .models import build_model
+from .selection import (BASELINES, FUNCTIONS, badge_select, bald_select, coreset_select, entropy_select,
+                        gradient_embedding, least_confidence_select, margin_select, mc_dropout_probs,
+                        random_select, smi_select)
+from .train import TrainConfig, classification_metrics, predict, resolve_device, train
+
+STRATEGIES = FUNCTIONS + BASELINES
+QUERY_MODES = ("all", "misclassified")
+
+
+def _round_seed(seed: int, round_: int) -> int:
+    return 1000 * seed + round_
+
+
+def _versions() -> dict:
+    out = {}
+    for name in ("clinical-utils", "torch", "torchvision", "medmnist", "submodlib-py", "numpy", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_json_atomic(path: Path, record: dict) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.ndarray, rare_classes,
+            query_images, query_labels, budget: int, seed: int, device, smi_params: dict) -> np.ndarray:
+    """Positions into `pool` (budget,), in pick order."""
+    if strategy == "random":
+        return random_select(len(pool), budget, seed)
+    probs, feats = predict(model, data.train.images[pool], device, features=True)
+    if strategy == "entropy":
+        return entropy_select(probs, budget)
+    if strategy == "margin":
+        return margin_select(probs, budget)
+    if strategy == "least_confidence":
+        return least_confidence_select(probs, budget)
+    if strategy == "bald":
+        head = model.head
+        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
+                           budget)
+    if strategy == "badge":
+        return badge_select(gradient_embedding(probs, feats), budget, seed)
+    if strategy == "coreset":
+        _, labeled_feats = predict(model, data.train.images[labeled], device, features=True)
+        return coreset_select(feats, labeled_feats, budget)
+    q_probs, q_feats = predict(model, query_images, device, features=True)
+    pool_emb = gradient_embedding(probs, feats)
+    query_emb = gradient_embedding(q_probs, q_feats, labels=query_labels)
+    private = None
+    if strategy in ("flcmi", "logdetcmi"):  # condition on what is already covered: the labeled common images
+        common = labeled[~np.isin(data.train.labels[labeled], rare_classes)]
+        p_probs, p_feats = predict(model, data.train.images[common], device, features=True)
+        private = gradient_embedding(p_probs, p_feats, labels=data.train.labels[common])
+    return smi_select(strategy, pool_emb, query_emb, budget, private, **smi_params)
+
+
+def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, rounds: int, budget: int,
+                        model_name: str = "small_cnn", train_config: TrainConfig = TrainConfig(), seed: int = 0,
+                        device: str = "auto", record_path: str | os.PathLike | None = None, queries: str = "all",
+                        smi_params: dict | None = None, progress: bool | None = None) -> dict:
+    """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
+
+    strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
+    take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare exemplars, or only those the model "misclassified" (all of them when it
+    misclassifies none). smi_params: keyword arguments for `smi_select` (eta, nu, lam, kernel).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if queries not in QUERY_MODES:
+        raise ValueError(f"queries must be one of {QUERY_MODES}, got {queries!r}")
+    if rounds < 0 or budget < 1:
+        raise ValueError(f"need rounds >= 0 and budget >= 1; got rounds={rounds}, budget={budget}")
+    if rounds * budget > len(scenario.pool):
+        raise ValueError(f"{rounds} rounds of {budget} need {rounds * budget} pool images but the pool has "
+                         f"{len(scenario.pool)}; lower rounds or budget")
+    if not scenario.rare_classes and strategy in FUNCTIONS:
+        raise ValueError("SMI strategies need rare classes to query for; this scenario has none")
+    smi_params = dict(smi_params or {})
+    device = resolve_device(device)
+    k = data.n_classes
+    parameters = {"dataset": data.flag, "size": data.size, "scenario": scenario.kind, "strategy": strategy,
+                  "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
+                  "seed": seed, "queries": queries, "smi_params": smi_params,
+                  "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool))}
+    path = None if record_path is None else Path(record_path)
+    record = {"parameters": parameters, "rare_classes": list(scenario.rare_classes), "versions": _versions(),
+              "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}
+    if path is not None and path.exists():
+        previous = json.loads(path.read_text())
+        if previous["parameters"] != parameters:
+            raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path "
+                             f"(stored: {previous['parameters']}, asked: {parameters})")
+        record["rounds"] = previous["rounds"]
+    labeled = np.array(scenario.labeled)
+    in_pool = np.ones(len(scenario.pool), bool)
+    picked_rare = []  # train indices of rare images found so far: they join the query set
+    for done in record["rounds"][1:]:  # replay what earlier runs picked
+        chosen = np.asarray(done["selected"], dtype=np.int64)
+        labeled = np.concatenate([labeled, chosen])
+        in_pool[np.searchsorted(scenario.pool, chosen)] = False
+        picked_rare += [i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes]
+    rare_exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], scenario.rare_classes)]
+    test_images, test_labels = data.test.images[scenario.test], data.test.labels[scenario.test]
+
+    picker = None  # the model that picks: the previous round's
+    for round_ in range(len(record["rounds"]), rounds + 1):
+        rseed = _round_seed(seed, round_)
+        selected = np.zeros(0, dtype=np.int64)
+        select_seconds = 0.0
+        if round_ > 0:
+            if picker is None:  # resumed: records hold no weights, so retrain the previous round's model
+                picker = build_model(model_name, data.n_channels, k, data.size, seed=rseed - 1)
+                train(picker, data.train.images[labeled], data.train.labels[labeled], train_config, device,
+                      rseed - 1, progress)
+            pool = scenario.pool[in_pool]
+            query_images = np.concatenate([data.val.images[rare_exemplars], data.train.images[picked_rare]])
+            query_labels = np.concatenate([data.val.labels[rare_exemplars], data.train.labels[picked_rare]])
+            if queries == "misclassified" and strategy in FUNCTIONS:
+                wrong = predict(picker, query_images, device).argmax(1) != query_labels
+                if wrong.any():
+                    query_images, query_labels = query_images[wrong], query_labels[wrong]
+            start = time.perf_counter()
+            positions = _select(strategy, picker, data, pool, labeled, scenario.rare_classes, query_images,
+                                query_labels, budget, rseed, device, smi_params)
+            select_seconds = time.perf_counter() - start
+            selected = pool[positions]
+            labeled = np.concatenate([labeled, selected])
+            in_pool[np.searchsorted(scenario.pool, selected)] = False
+            picked_rare += [i for i in selected.tolist() if data.train.labels[i] in scenario.rare_classes]
+        model = build_model(model_name, data.n_channels, k, data.size, seed=rseed)
+        fit = train(model, data.train.images[labeled], data.train.labels[labeled], train_config, device, rseed,
+                    progress)
+        metrics = classification_metrics(test_labels, predict(model, test_images, device))
+        per_class = metrics["per_class_accuracy"]
+        record["rounds"].append({
+            "round": round_,
+            "labeled_per_class": np.bincount(data.train.labels[labeled], minlength=k).tolist(),
+            "selected_per_class": np.bincount(data.train.labels[selected], minlength=k).tolist(),
+            "selected": selected.tolist(),
+            **metrics,
+            "rare_class_accuracy": float(np.nanmean([per_class[c] for c in scenario.rare_classes]))
+            if scenario.rare_classes else float("nan"),
+            "train_seconds": fit.seconds, "train_epochs": fit.epochs, "select_seconds": select_seconds,
+        })
+        if path is not None:
+            write_json_atomic(path, record)
+        picker = model
+    record["finished"] = True
+    if path is not None:
+        write_json_atomic(path, record)
+    return record
