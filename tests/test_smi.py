@@ -58,7 +58,7 @@ def test_bf16_bounds_kept_kernel_and_streamed_blocks_give_the_same_picks(functio
             space = smi._Space(torch.tensor(pool), torch.tensor(query), None if private is None else
                                torch.tensor(private), "cosine01", budget_bytes, fast_bounds=fast)
             assert (space.low is not None) == fast and (space.dense is not None) == (budget_bytes > 0 and not fast)
-            picks.append(smi._facility_location(space, budget, params["eta"], nu))
+            picks.append(smi._facility_location(space, range(budget), params["eta"], nu))
         assert picks[0] == picks[1] == picks[2]
         np.testing.assert_array_equal(smi_select(function, pool, query, budget, private, **params), picks[0])
 
@@ -144,3 +144,12 @@ def test_large_pool_path_matches_submodlib():
     f = submodlib_function("flmi", torch.tensor(pool), torch.tensor(query))
     assert np.array_equal(ours, theirs) or f.evaluate(set(ours.tolist())) >= f.evaluate(set(theirs.tolist())) * (1 - 1e-5)
     np.testing.assert_array_equal(ours[:10], theirs[:10])  # the picks with real gains agree exactly
+
+
+@pytest.mark.parametrize("function", ["flmi", "flqmi", "logdetmi"])
+def test_progress_bar_changes_nothing_but_the_display(function, capsys):
+    pool, query, private, budget, params = _problem(2, function)
+    quiet = smi_select(function, pool, query, budget, private, progress=False, **params)
+    shown = smi_select(function, pool, query, budget, private, progress=True, **params)
+    np.testing.assert_array_equal(quiet, shown)
+    assert function in capsys.readouterr().err  # tqdm writes its bar, named after the function, to stderr

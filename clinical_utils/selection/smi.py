@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
                       prepare, rows, similarity)
@@ -51,14 +52,16 @@ FAST_BOUNDS_MIN_N = 4096
 
 def smi_select(function: str, pool, query, budget: int, private=None, *, eta: float = 1.0, nu: float = 1.0,
                lam: float = 1.0, kernel: str = "cosine01", backend: str = "native",
-               memory_budget: int = 1 << 30, device: str | torch.device | None = None) -> np.ndarray:
+               memory_budget: int = 1 << 30, device: str | torch.device | None = None,
+               progress: bool | None = None) -> np.ndarray:
     """Greedily pick `budget` pool points maximising the SMI `function` with the query set.
 
     pool (n, d), query (|Q|, d), private (|P|, d): float arrays or tensors, or `GradientEmbedding`s.
     eta: query magnification (queryDiversityEta for flqmi); nu: privacy hardness; lam: added to the
     log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel when bf16 bounds
     do not apply (rbf kernel, gradient embeddings, small pools). device: where the native backend computes (default: the
-    pool tensor's device). Returns pool indices (budget,) int64, in pick order.
+    pool tensor's device). progress: a tqdm bar over the picks (None: only on a terminal). Returns pool
+    indices (budget,) int64, in pick order.
     """
     if function not in FUNCTIONS:
         raise SelectionError(f"unknown SMI function {function!r}; choose one of {FUNCTIONS}")
@@ -82,14 +85,17 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     repeated = function in ("flmi", "flcmi")
     space = _Space(pool, query, private, kernel, memory_budget if repeated else 0,
                    fast_bounds=repeated and n_rows(pool) >= FAST_BOUNDS_MIN_N)
+    steps = tqdm(range(budget), desc=function, unit="pick", leave=False,
+                 disable=None if progress is None else not progress)
     if repeated:
-        picks = _facility_location(space, budget, eta, nu if function == "flcmi" else None)
+        picks = _facility_location(space, steps, eta, nu if function == "flcmi" else None)
     elif function == "flqmi":
-        picks = _flqmi(space, budget, eta)
+        picks = _flqmi(space, steps, eta)
     elif function == "gcmi":
         picks = _gcmi(space, budget)
     else:
-        picks = _logdet(space, budget, eta, nu if function == "logdetcmi" else None, lam)
+        picks = _logdet(space, steps, eta, nu if function == "logdetcmi" else None, lam)
+    steps.close()
     return np.asarray(picks, dtype=np.int64)
 
 
@@ -217,7 +223,7 @@ STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale,
 FIRST_BATCH = {STALE: 64, BOUNDED: 16}  # candidates refreshed at once; doubled while the step goes on
 
 
-def _facility_location(space: _Space, budget: int, eta: float, nu: float | None) -> list[int]:
+def _facility_location(space: _Space, steps, eta: float, nu: float | None) -> list[int]:
     """FLMI (nu None) and FLCMI by lazy greedy.
 
     Both are facility location on the truncated kernel min(s_ij, t_i), t_i = eta max_q s_iq, with a floor
@@ -254,7 +260,7 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
     state = torch.full((space.n,), BOUNDED if fast else EXACT, dtype=torch.int8, device=bound.device)
     picked = torch.zeros(space.n, dtype=torch.bool, device=bound.device)
     picks = []
-    for _ in range(budget):
+    for _ in steps:
         batch = dict(FIRST_BATCH)
         while True:
             masked = bound.masked_fill(picked, -math.inf)
@@ -279,14 +285,14 @@ def _facility_location(space: _Space, budget: int, eta: float, nu: float | None)
     return picks
 
 
-def _flqmi(space: _Space, budget: int, eta: float) -> list[int]:
+def _flqmi(space: _Space, steps, eta: float) -> list[int]:
     """FLQMI by naive greedy over the (n, |Q|) kernel: gain_j = sum_q max(0, s_jq - M_q) + eta max_q s_jq."""
     s = space.pool_vs(space.query)
     modular = eta * s.amax(1).clamp_min(FLOAT_MIN)
     covered = torch.zeros(s.shape[1], dtype=s.dtype, device=s.device)
     picked = torch.zeros(space.n, dtype=torch.bool, device=s.device)
     picks = []
-    for _ in range(budget):
+    for _ in steps:
         gain = (s - covered).clamp_min_(0).sum(1) + modular
         best = _argmax_last(gain.masked_fill_(picked, -math.inf))
         picks.append(best)
@@ -330,8 +336,9 @@ class _Cholesky:
         self.size += 1
 
 
-def _logdet(space: _Space, budget: int, eta: float, nu: float | None, lam: float) -> list[int]:
+def _logdet(space: _Space, steps, eta: float, nu: float | None, lam: float) -> list[int]:
     """LogDetMI (nu None) and LogDetCMI by exact greedy: gain_j = log r_j(A u P) - log r_j(A u P u Q)."""
+    budget = len(steps)
     f64 = torch.float64
     s_vq = eta * space.pool_vs(space.query).to(f64)
     s_qq = space.sim(space.query, space.query).to(f64)
@@ -352,7 +359,7 @@ def _logdet(space: _Space, budget: int, eta: float, nu: float | None, lam: float
     picked = torch.zeros(space.n, dtype=torch.bool, device=diag.device)
     every = space.live_rows(torch.ones_like(picked))
     picks = []
-    for step in range(budget):
+    for step in steps:
         if (small.r[~picked] <= 0).any() or (large.r[~picked] <= 0).any():
             raise SelectionError(f"the log-det kernel is not positive definite at step {step} (eta={eta}, "
                                  f"nu={nu}, lam={lam}); lower eta or nu, or raise lam")
