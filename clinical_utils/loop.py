@@ -9,6 +9,7 @@ record an uninterrupted run gives.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -52,6 +53,14 @@ def _git_commit() -> str | None:
         return done.stdout.strip() or None if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _fingerprint(scenario: Scenario) -> str:
+    """Identifies the scenario's index sets, so a record is only ever resumed on the same split."""
+    digest = hashlib.sha1()
+    for idx in (scenario.labeled, scenario.pool, scenario.exemplars, scenario.test):
+        digest.update(np.ascontiguousarray(idx, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, record: dict) -> None:
@@ -101,8 +110,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
 
     strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
-    take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare exemplars, or only those the model "misclassified" (all of them when it
-    misclassifies none). smi_params: keyword arguments for `smi_select` (eta, nu, lam, kernel).
+    take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare
+    exemplars, or only those the model "misclassified" (all of them when it misclassifies none). smi_params:
+    keyword arguments for `smi_select` (eta, nu, lam, kernel).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -121,7 +131,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     parameters = {"dataset": data.flag, "size": data.size, "scenario": scenario.kind, "strategy": strategy,
                   "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
                   "seed": seed, "queries": queries, "smi_params": smi_params,
-                  "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool))}
+                  "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
+                  "scenario_sha1": _fingerprint(scenario)}
     path = None if record_path is None else Path(record_path)
     record = {"parameters": parameters, "rare_classes": list(scenario.rare_classes), "versions": _versions(),
               "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}

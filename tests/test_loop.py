@@ -81,3 +81,9 @@ def test_bad_requests_are_rejected(setting, tmp_path):
     _run(setting, "random", tmp_path / "r.json", rounds=1)
     with pytest.raises(ValueError, match="other parameters"):
         _run(setting, "margin", tmp_path / "r.json", rounds=1)
+    blood, scenario = setting
+    other = D.binary_imbalance(blood, rare_classes=[6, 7], ratio=5, labeled_per_class=10, pool_per_class=20,
+                               exemplars_per_class=3, seed=1)  # same sizes, other images
+    with pytest.raises(ValueError, match="other parameters"):
+        run_active_learning(blood, other, "random", rounds=1, budget=6, train_config=CONFIG, seed=1, device="cpu",
+                            record_path=tmp_path / "r.json")
