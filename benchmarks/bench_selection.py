@@ -114,6 +114,8 @@ def main() -> None:
         function, n, backend, device, picks_path = args.child
         child(function, int(n), backend, device, picks_path)
         return
+    # The parent imports nothing heavy (not even clinical_utils): on Linux a child's ru_maxrss starts from the
+    # parent's resident size at fork, so a large parent would inflate every child's peak.
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"selection_{args.device.split(':')[0]}.json"

@@ -14,7 +14,6 @@ Prints a table and writes results/bench/training_<device>.json. Data root: $MEDM
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from clinical_utils.data import data_root, load_medmnist
+from clinical_utils.loop import write_json_atomic
 from clinical_utils.models import build_model
 from clinical_utils.train import TrainConfig, resolve_device, train
 
@@ -69,7 +69,8 @@ def engine_epoch(model, images, labels, device: torch.device) -> float:
 def warm_up(model_name: str, images, device: torch.device) -> None:
     """Two batches first, so that neither pipeline pays for CUDA or kernel initialisation."""
     model = build_model(model_name, 1, 2)
-    train(model, images[:2 * BATCH], torch.zeros(2 * BATCH, dtype=torch.long), TrainConfig(epochs=1, batch_size=BATCH),
+    n = min(2 * BATCH, len(images))
+    train(model, images[:n], torch.zeros(n, dtype=torch.long), TrainConfig(epochs=1, batch_size=BATCH),
           device=device, progress=False)
 
 
@@ -116,12 +117,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['model']:<10} {r['images']:>7} {r['engine_img_per_s']:>13.0f} "
               f"{r['conventional_img_per_s']:>17.0f} {r['speedup']:>5.2f}x")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"training_{device.type}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    path = Path(args.out) / f"training_{device.type}.json"
+    write_json_atomic(path, report)
     print(f"wrote {path}")
 
 
