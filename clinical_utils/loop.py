@@ -19,7 +19,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .data import MedMNIST, Scenario
 from .models import build_model
@@ -145,11 +144,16 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     labeled = np.array(scenario.labeled)
     in_pool = np.ones(len(scenario.pool), bool)
     picked_rare = []  # train indices of rare images found so far: they join the query set
-    for done in record["rounds"][1:]:  # replay what earlier runs picked
-        chosen = np.asarray(done["selected"], dtype=np.int64)
+
+    def reveal(chosen: np.ndarray) -> None:
+        """The oracle labels the chosen train images: they leave the pool, rare ones join the queries."""
+        nonlocal labeled
         labeled = np.concatenate([labeled, chosen])
         in_pool[np.searchsorted(scenario.pool, chosen)] = False
-        picked_rare += [i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes]
+        picked_rare.extend(i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes)
+
+    for done in record["rounds"][1:]:  # replay what earlier runs picked
+        reveal(np.asarray(done["selected"], dtype=np.int64))
     rare_exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], scenario.rare_classes)]
     test_images, test_labels = data.test.images[scenario.test], data.test.labels[scenario.test]
 
@@ -175,9 +179,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                                 query_labels, budget, rseed, device, smi_params)
             select_seconds = time.perf_counter() - start
             selected = pool[positions]
-            labeled = np.concatenate([labeled, selected])
-            in_pool[np.searchsorted(scenario.pool, selected)] = False
-            picked_rare += [i for i in selected.tolist() if data.train.labels[i] in scenario.rare_classes]
+            reveal(selected)
         model = build_model(model_name, data.n_channels, k, data.size, seed=rseed)
         fit = train(model, data.train.images[labeled], data.train.labels[labeled], train_config, device, rseed,
                     progress)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .embeddings import GradientEmbedding
-from .kernels import SelectionError, as_embedding, check_budget, inner, n_rows, sq_norms
+from .kernels import SelectionError, as_embedding, check_budget, inner, n_rows, sq_norms, take
 
 BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
 
@@ -78,9 +77,7 @@ def badge_select(grad_embedding, budget: int, seed: int = 0, device: str | torch
     nearest = torch.full((n,), float("inf"), dtype=torch.float64, device=sq.device)
     for _ in range(budget - 1):
         last = picks[-1]
-        centre = GradientEmbedding(g.e[last:last + 1], g.h[last:last + 1]) if isinstance(g, GradientEmbedding) \
-            else g[last:last + 1]
-        dist = (sq + sq[last] - 2 * inner(g, centre)[:, 0].double()).clamp_min(0)
+        dist = (sq + sq[last] - 2 * inner(g, take(g, slice(last, last + 1)))[:, 0].double()).clamp_min(0)
         nearest = torch.minimum(nearest, dist)
         nearest[picks] = 0
         total = nearest.sum()

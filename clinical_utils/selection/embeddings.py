@@ -32,8 +32,8 @@ def gradient_embedding(probs, features, labels=None) -> GradientEmbedding:
 
     labels: the true labels (n,) (query points), or None for the predicted ones (pool points).
     """
-    p = torch.as_tensor(np.asarray(probs) if not torch.is_tensor(probs) else probs, dtype=torch.float32)
-    h = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features, dtype=torch.float32)
+    p = torch.as_tensor(probs, dtype=torch.float32)
+    h = torch.as_tensor(features, dtype=torch.float32)
     if p.ndim != 2 or h.ndim != 2 or len(p) != len(h):
         raise ValueError(f"probs (n, K) and features (n, d) must have the same n; got {tuple(p.shape)} "
                          f"and {tuple(h.shape)}")

@@ -58,7 +58,7 @@ def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientE
     if bad.any():
         rows = bad.nonzero()[:5, 0].tolist()
         raise SelectionError(f"{name} has NaN or infinite values in {int(bad.sum())} rows (first: {rows}); "
-                         "fix the model or drop those points before selecting")
+                             "fix the model or drop those points before selecting")
     return t
 
 
@@ -83,9 +83,13 @@ def sq_norms(a) -> torch.Tensor:
     return (a * a).sum(1)
 
 
+def take(x, idx):
+    """Rows idx of an embedding set, of either kind."""
+    return GradientEmbedding(x.e[idx], x.h[idx]) if isinstance(x, GradientEmbedding) else x[idx]
+
+
 def rows(p: Prepared, idx) -> Prepared:
-    emb = GradientEmbedding(p.emb.e[idx], p.emb.h[idx]) if isinstance(p.emb, GradientEmbedding) else p.emb[idx]
-    return Prepared(emb, p.sqnorm[idx])
+    return Prepared(take(p.emb, idx), p.sqnorm[idx])
 
 
 def prepare(x, kernel: str, name: str) -> Prepared:
@@ -96,7 +100,7 @@ def prepare(x, kernel: str, name: str) -> Prepared:
     zero = sq <= 0
     if zero.any():
         raise SelectionError(f"{name} has {int(zero.sum())} all-zero rows (first: {zero.nonzero()[:5, 0].tolist()}); "
-                         "cosine similarity is undefined for them: drop them or use kernel='rbf'")
+                             "cosine similarity is undefined for them: drop them or use kernel='rbf'")
     scale = sq.rsqrt()
     if isinstance(x, GradientEmbedding):  # g is linear in e, so scaling e scales g
         x = GradientEmbedding(x.e * scale[:, None], x.h)
