@@ -6,7 +6,7 @@ KERNEL := clinical-utils
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test lab bench
+.PHONY: help setup reproduce test test-notebooks lab bench
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" > /dev/null
 	touch $@
 
-# Until the experiment notebooks exist (the CLINICAL and label-refinement issues), the main job is what exists.
-reproduce: setup  ## run the main job: every experiment that exists
-	@echo "The experiment notebooks are not written yet; running what exists: the benchmarks."
-	$(MAKE) --no-print-directory bench
+reproduce: setup  ## run the main job: every notebook (quick profile) with papermill, then the summary figures
+	$(PY) -m clinical_utils.reproduce
+
+test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (after an intended output change)
+	$(PY) tests/render_notebooks.py
 
 test: setup  ## unit tests and notebook regression tests
 	$(PY) -m pytest

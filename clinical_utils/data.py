@@ -82,12 +82,43 @@ def _check_flag(flag: str, size: int) -> None:
         raise DataError(f"size {size} is not offered by MedMNIST; use one of {SIZES}")
 
 
+def class_names(flag: str) -> tuple[str, ...]:
+    """The class names medmnist gives a flag, in label order."""
+    labels = medmnist.INFO[flag]["label"]
+    return tuple(labels[str(k)] for k in range(len(labels)))
+
+
 def _md5(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def ensure_file(flag: str, size: int = 28, root: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The path of the flag's .npz in `data_root(root)`, downloading it through medmnist if absent and allowed.
+
+    Raises DataError naming the file, the folder and the fix when it is absent and cannot be fetched.
+    """
+    _check_flag(flag, size)
+    folder = data_root(root)
+    path = folder / file_name(flag, size)
+    if path.exists():
+        return path
+    problem = f"{path.name} is not in {folder}"
+    if not download:
+        raise DataError(f"{problem}. Set MEDMNIST_ROOT (or pass root=) to the folder that holds it, "
+                        "or pass download=True with network access.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        getattr(medmnist, medmnist.INFO[flag]["python_class"])(split="train", root=str(folder), size=size,
+                                                              download=True)
+    except Exception as err:  # medmnist wraps every network failure in a bare RuntimeError
+        raise DataError(f"{problem} and downloading it failed ({str(err).strip().splitlines()[0]}). "
+                        "Set MEDMNIST_ROOT (or pass root=) to a folder that holds the file, "
+                        "or run with network access so medmnist can download it.") from None
+    return path
 
 
 def load_medmnist(flag: str, size: int = 28, root: str | os.PathLike | None = None,
@@ -98,23 +129,10 @@ def load_medmnist(flag: str, size: int = 28, root: str | os.PathLike | None = No
     `verify` checks the file's MD5 against `medmnist.INFO` (turn it off only for hand-made fixtures).
     Grey images get a channel axis, so every set comes back as uint8 (N, C, H, W).
     """
-    _check_flag(flag, size)
-    folder = data_root(root)
-    path = folder / file_name(flag, size)
+    path = ensure_file(flag, size, root, download)
+    folder = path.parent
     info = medmnist.INFO[flag]
     dataset_class = getattr(medmnist, info["python_class"])
-    if not path.exists():
-        problem = f"{path.name} is not in {folder}"
-        if not download:
-            raise DataError(f"{problem}. Set MEDMNIST_ROOT (or pass root=) to the folder that holds it, "
-                            "or pass download=True with network access.")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            dataset_class(split="train", root=str(folder), size=size, download=True)
-        except Exception as err:  # medmnist wraps every network failure in a bare RuntimeError
-            raise DataError(f"{problem} and downloading it failed ({str(err).strip().splitlines()[0]}). "
-                            "Set MEDMNIST_ROOT (or pass root=) to a folder that holds the file, "
-                            "or run with network access so medmnist can download it.") from None
     if verify:
         expected = info["MD5" if size == 28 else f"MD5_{size}"]
         found = _md5(path)
@@ -127,8 +145,7 @@ def load_medmnist(flag: str, size: int = 28, root: str | os.PathLike | None = No
         images = np.asarray(ds.imgs, dtype=np.uint8)
         images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
         splits[name] = Split(np.ascontiguousarray(images), np.asarray(ds.labels, dtype=np.int64).reshape(-1))
-    names = tuple(info["label"][str(k)] for k in range(len(info["label"])))
-    return MedMNIST(flag=flag, size=size, class_names=names, **splits)
+    return MedMNIST(flag=flag, size=size, class_names=class_names(flag), **splits)
 
 
 # ----------------------------------------------------------------------------------------------

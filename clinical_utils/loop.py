@@ -105,13 +105,15 @@ def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.
 def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, rounds: int, budget: int,
                         model_name: str = "small_cnn", train_config: TrainConfig = TrainConfig(), seed: int = 0,
                         device: str = "auto", record_path: str | os.PathLike | None = None, queries: str = "all",
-                        smi_params: dict | None = None, progress: bool | None = None) -> dict:
+                        smi_params: dict | None = None, progress: bool | None = None,
+                        experiment: str | None = None) -> dict:
     """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
 
     strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
     take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare
     exemplars, or only those the model "misclassified" (all of them when it misclassifies none). smi_params:
-    keyword arguments for `smi_select` (eta, nu, lam, kernel).
+    keyword arguments for `smi_select` (eta, nu, lam, kernel). experiment: a name stored with the parameters.
+    A finished record at `record_path` is returned as it is.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -127,7 +129,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     smi_params = dict(smi_params or {})
     device = resolve_device(device)
     k = data.n_classes
-    parameters = {"dataset": data.flag, "size": data.size, "scenario": scenario.kind, "strategy": strategy,
+    parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind, "strategy": strategy,
                   "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
                   "seed": seed, "queries": queries, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
@@ -140,6 +142,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         if previous["parameters"] != parameters:
             raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path "
                              f"(stored: {previous['parameters']}, asked: {parameters})")
+        if previous["finished"]:
+            return previous
         record["rounds"] = previous["rounds"]
     labeled = np.array(scenario.labeled)
     in_pool = np.ones(len(scenario.pool), bool)

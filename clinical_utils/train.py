@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score, roc_auc_score)
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")

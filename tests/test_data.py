@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from clinical_utils import data as D
-from conftest import write_medmnist_npz
+from medmnist_fixtures import write_medmnist_npz
 
 # Train label counts of the official offline files (../shared/medmnist/README.md).
 OFFLINE_TRAIN_COUNTS = {

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
                       prepare, rows, similarity)

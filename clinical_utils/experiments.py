@@ -1,0 +1,215 @@
+"""The CLINICAL experiments: what each notebook runs, at which scale (profile), and running it.
+
+A notebook's `parameters` cell holds the experiment's literals (dataset, rare classes, imbalance) and `None` for
+everything whose value comes from the profile. `configure` merges the two, checks every value and rejects
+unknown names, so a typo fails at once with the list of valid names instead of running a different experiment.
+
+Profiles: `smoke` (seconds: nbval regression tests), `quick` (the CPU default: small CNN, 3 seeds, 5 rounds,
+every strategy), `paper` (the authors' protocol: ResNet-18 retrained each round until 99% training accuracy,
+batch 20, 5 seeds, 10 rounds of 20; for a GPU).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .data import MedMNIST, Scenario, binary_imbalance, load_medmnist, long_tail
+from .loop import QUERY_MODES, STRATEGIES, run_active_learning
+from .models import MODELS
+from .train import TrainConfig
+
+# What defines each experiment. Sizes, budget, rounds, seeds and training come from the profile.
+EXPERIMENTS = {
+    "pneumonia_binary": {"dataset": "pneumoniamnist", "setting": "binary", "rare_classes": [1],  # pneumonia
+                         "imbalance_ratio": 20},
+    "breast_binary": {"dataset": "breastmnist", "setting": "binary", "rare_classes": [0],  # malignant
+                      "imbalance_ratio": 20},
+    "blood_binary": {"dataset": "bloodmnist", "setting": "binary", "rare_classes": [0, 5],  # basophil, monocyte
+                     "imbalance_ratio": 20},
+    "retina_longtail": {"dataset": "retinamnist", "setting": "longtail", "rare_classes": None,  # tail half
+                        "imbalance_factor": 10},
+    "path_longtail": {"dataset": "pathmnist", "setting": "longtail", "rare_classes": None, "imbalance_factor": 20},
+    "derma_longtail": {"dataset": "dermamnist", "setting": "longtail", "rare_classes": None, "imbalance_factor": 20},
+    "organa_longtail": {"dataset": "organamnist", "setting": "longtail", "rare_classes": None,
+                        "imbalance_factor": 20},
+}
+OFFLINE = ("pneumonia_binary", "breast_binary", "retina_longtail")  # the sets this project's machines hold
+
+_COMMON = {"rounds": 5, "budget": 20, "seeds": [0, 1, 2], "strategies": list(STRATEGIES), "model": "small_cnn",
+           "epochs": 10, "batch_size": 32, "lr": 0.01, "target_train_accuracy": None, "exemplars_per_class": 10,
+           "labeled_per_class": 100, "pool_per_class": None, "labeled_max": 100, "pool_max": None,
+           "results_dir": "../results"}  # relative to notebooks/, where the notebooks' kernels run
+PROFILES = {
+    "smoke": {**_COMMON, "results_dir": None, "rounds": 2, "budget": 4, "seeds": [0], "epochs": 3,
+              "exemplars_per_class": 3, "labeled_per_class": 20, "pool_per_class": 40, "labeled_max": 20,
+              "pool_max": 40},
+    "quick": _COMMON,
+    # TRUST's and DISTIL's rare-class demos: batch 20, lr 0.01, retrain until 99% training accuracy.
+    "paper": {**_COMMON, "results_dir": "../results/paper", "rounds": 10, "seeds": [0, 1, 2, 3, 4],
+              "model": "resnet18", "epochs": 150, "batch_size": 20, "target_train_accuracy": 0.99,
+              "exemplars_per_class": 20, "pool_per_class": 1050, "pool_max": 1000},
+}
+# Where a profile's value does not fit a set: BreastMNIST has 546 train images in all.
+_EXPERIMENT_PROFILE = {
+    ("breast_binary", "quick"): {"labeled_per_class": 40, "budget": 10},
+    ("breast_binary", "paper"): {"labeled_per_class": 40, "pool_per_class": None, "budget": 10},
+    ("retina_longtail", "quick"): {"labeled_max": 60, "exemplars_per_class": 5},  # val has 6 of class 4
+    ("retina_longtail", "paper"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
+}
+SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
+                      "longtail": ("imbalance_factor", "labeled_max", "pool_max")}
+PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
+              "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "queries",
+              "device", "results_dir", "data_root", "verify_data")
+
+
+class ConfigError(ValueError):
+    """A notebook parameter that is unknown or has a bad value; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every value one experiment runs with. results_dir None: a fresh temporary folder (nothing kept)."""
+
+    experiment: str
+    profile: str
+    dataset: str
+    setting: str
+    rare_classes: list | None
+    imbalance: float  # binary: common / rare images; longtail: head / tail class size
+    labeled: int  # binary: per common class; longtail: the head class
+    pool: int | None  # likewise; None: all the train split allows
+    exemplars_per_class: int
+    balanced_test: bool
+    budget: int
+    rounds: int
+    strategies: list
+    seeds: list
+    model: str
+    train: TrainConfig
+    queries: str
+    device: str
+    results_dir: str | None
+    data_root: str | None
+    verify_data: bool
+
+    def table(self) -> pd.Series:
+        """The values as one column, for display."""
+        values = asdict(self)
+        values.update(values.pop("train"))
+        values["strategies"] = ", ".join(values["strategies"])
+        return pd.Series({k: str(v) for k, v in values.items()}, name="value")
+
+
+def _need(ok: bool, name: str, value, wanted: str) -> None:
+    if not ok:
+        raise ConfigError(f"parameter {name} = {value!r} is not valid: it must be {wanted}")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def configure(experiment: str, **params) -> Config:
+    """Resolve a notebook's parameters: None takes the profile's value; every value is checked."""
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; the experiments are {sorted(EXPERIMENTS)}")
+    spec = EXPERIMENTS[experiment]
+    allowed = PARAMETERS + SETTING_PARAMETERS[spec["setting"]]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown} for {experiment}; the parameters are {list(allowed)}")
+    profile = params.get("profile") or "quick"
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    defaults = {**PROFILES[profile], **_EXPERIMENT_PROFILE.get((experiment, profile), {}),
+                **{k: v for k, v in spec.items() if k != "setting"},
+                "balanced_test": spec["setting"] == "binary", "queries": "all", "device": "auto",
+                "data_root": None, "verify_data": True}
+    p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in allowed}
+
+    _need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
+    rare = p["rare_classes"]
+    _need(rare is None or (isinstance(rare, (list, tuple)) and all(_is_int(c) and c >= 0 for c in rare)),
+          "rare_classes", rare, "a list of class indices, e.g. [1] (None: the tail half, long-tail only)")
+    _need(rare is not None or spec["setting"] == "longtail", "rare_classes", rare,
+          "a list of class indices: binary imbalance needs the rare classes named")
+    for name in ("budget", "rounds", "epochs", "batch_size", "exemplars_per_class"):
+        _need(_is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
+    _need(p["batch_size"] >= 2, "batch_size", p["batch_size"], "at least 2")
+    if spec["setting"] == "binary":
+        imbalance, labeled, pool = p["imbalance_ratio"], p["labeled_per_class"], p["pool_per_class"]
+        _need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_ratio", imbalance,
+              "a number >= 1 (common images per rare image)")
+        names = ("labeled_per_class", "pool_per_class")
+    else:
+        imbalance, labeled, pool = p["imbalance_factor"], p["labeled_max"], p["pool_max"]
+        _need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_factor", imbalance,
+              "a number >= 1 (head class size / tail class size)")
+        names = ("labeled_max", "pool_max")
+    _need(_is_int(labeled) and labeled >= 1, names[0], labeled, "a positive whole number")
+    _need(pool is None or (_is_int(pool) and pool >= 1), names[1], pool,
+          "a positive whole number, or None for all the train split allows")
+    strategies = list(STRATEGIES) if p["strategies"] == "all" else p["strategies"]
+    _need(isinstance(strategies, (list, tuple)) and strategies and set(strategies) <= set(STRATEGIES)
+          and len(set(strategies)) == len(strategies), "strategies", p["strategies"],
+          f"'all' or a list of distinct names from {list(STRATEGIES)}")
+    seeds = p["seeds"]
+    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
+          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
+    _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
+    _need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
+    _need(isinstance(p["device"], str), "device", p["device"], "'auto', 'cpu', 'cuda' or 'mps'")
+    for name in ("balanced_test", "verify_data"):
+        _need(isinstance(p[name], bool), name, p[name], "True or False")
+    for name in ("results_dir", "data_root"):
+        _need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
+    try:
+        train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                            target_train_accuracy=p["target_train_accuracy"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"training parameters: {err}") from None
+    return Config(experiment, profile, p["dataset"], spec["setting"], None if rare is None else list(rare),
+                  imbalance, labeled, pool, p["exemplars_per_class"], p["balanced_test"], p["budget"], p["rounds"],
+                  list(strategies), list(seeds), p["model"], train, p["queries"], p["device"], p["results_dir"],
+                  p["data_root"], p["verify_data"])
+
+
+def load_data(config: Config) -> MedMNIST:
+    return load_medmnist(config.dataset, root=config.data_root, verify=config.verify_data)
+
+
+def build_scenario(data: MedMNIST, config: Config, seed: int) -> Scenario:
+    """The seeded split for one seed: each seed draws its own labeled set, pool and exemplars."""
+    if config.setting == "binary":
+        return binary_imbalance(data, config.rare_classes, config.imbalance, config.labeled, config.pool,
+                                config.exemplars_per_class, config.balanced_test, seed)
+    return long_tail(data, config.imbalance, config.labeled, config.pool, rare_classes=config.rare_classes,
+                     exemplars_per_class=config.exemplars_per_class, balanced_test=config.balanced_test, seed=seed)
+
+
+def record_path(results_dir: str | Path, experiment: str, strategy: str, seed: int) -> Path:
+    return Path(results_dir) / experiment / strategy / f"seed{seed}.json"
+
+
+def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> list[dict]:
+    """Every (seed, strategy) run of the experiment; finished records are read back, not re-run.
+
+    Records go to results_dir/<experiment>/<strategy>/seed<k>.json, written after every round.
+    """
+    results_dir = config.results_dir or tempfile.mkdtemp(prefix="clinical-utils-")
+    runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
+    records, scenarios = [], {}
+    for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+        if seed not in scenarios:
+            scenarios[seed] = build_scenario(data, config, seed)
+        records.append(run_active_learning(
+            data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
+            train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,
+            experiment=config.experiment, record_path=record_path(results_dir, config.experiment, strategy, seed)))
+    return records

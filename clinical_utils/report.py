@@ -1,0 +1,208 @@
+"""Tables and figures from run records: what the notebooks and the summary show.
+
+Records are the dicts `run_active_learning` returns and writes (results/<experiment>/<strategy>/seed<k>.json).
+Figures are seaborn on matplotlib; `save_figure` writes PNG and SVG without timestamps, so an unchanged figure
+gives unchanged files.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .data import MedMNIST
+from .selection import FUNCTIONS
+
+METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
+
+
+def load_records(results_dir: str | Path) -> list[dict]:
+    """Every run record under results_dir/<experiment>/<strategy>/seed<k>.json (other folders are ignored)."""
+    records = []
+    for path in sorted(Path(results_dir).glob("*/*/seed*.json")):
+        record = json.loads(path.read_text())
+        if "rounds" in record and "parameters" in record:
+            record["parameters"].setdefault("experiment", path.parent.parent.name)
+            records.append(record)
+    return records
+
+
+def rounds_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per (experiment, strategy, seed, round): the metrics, labeled-set size and rare picks."""
+    rows = []
+    for record in records:
+        p = record["parameters"]
+        rare = record["rare_classes"]
+        picked = 0
+        for r in record["rounds"]:
+            picked += sum(r["selected_per_class"][c] for c in rare)
+            rows.append({"experiment": p["experiment"], "strategy": p["strategy"], "seed": p["seed"],
+                         "round": r["round"], "labeled": sum(r["labeled_per_class"]),
+                         "rare_picked": sum(r["selected_per_class"][c] for c in rare), "rare_picked_total": picked,
+                         **{m: r[m] for m in METRICS}, "finished": record["finished"]})
+    return pd.DataFrame(rows)
+
+
+def per_class_frame(records: list[dict], class_names=None) -> pd.DataFrame:
+    """One row per (experiment, strategy, seed, round, class): that class's test accuracy."""
+    rows = []
+    for record in records:
+        p = record["parameters"]
+        for r in record["rounds"]:
+            for c, acc in enumerate(r["per_class_accuracy"]):
+                name = class_names[c] if class_names is not None else str(c)
+                rows.append({"experiment": p["experiment"], "strategy": p["strategy"], "seed": p["seed"],
+                             "round": r["round"], "labeled": sum(r["labeled_per_class"]),
+                             "class": f"{name}{' (rare)' if c in record['rare_classes'] else ''}", "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def _strategy_style(strategies) -> tuple[dict, dict]:
+    """Colours per strategy; SMI functions drawn solid, baselines dashed."""
+    smi = [s for s in strategies if s in FUNCTIONS]
+    rest = [s for s in strategies if s not in FUNCTIONS]
+    palette = dict(zip(smi, sns.color_palette("dark", len(smi)))) | dict(
+        zip(rest, sns.color_palette("pastel", len(rest))))
+    dashes = {s: "" if s in FUNCTIONS else (4, 2) for s in strategies}
+    return palette, dashes
+
+
+def _order(frame: pd.DataFrame) -> list[str]:
+    present = set(frame["strategy"])
+    return [s for s in FUNCTIONS if s in present] + sorted(present - set(FUNCTIONS))
+
+
+def round_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Rare-class accuracy and cumulative rare images picked against the round, mean and sd over seeds."""
+    order = _order(frame)
+    palette, dashes = _strategy_style(order)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, y, label in ((axes[0], "rare_class_accuracy", "rare-class test accuracy"),
+                         (axes[1], "rare_picked_total", "rare images picked (cumulative)")):
+        sns.lineplot(frame, x="round", y=y, hue="strategy", style="strategy", hue_order=order, style_order=order,
+                     palette=palette, dashes=dashes, errorbar="sd", marker="o", ax=ax, legend=ax is axes[1])
+        ax.set(ylabel=label, xticks=sorted(frame["round"].unique()))
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", title="strategy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Each class's test accuracy against labeled-set size, one panel per class, mean and sd over seeds."""
+    order = _order(frame)
+    palette, dashes = _strategy_style(order)
+    classes = list(dict.fromkeys(frame["class"]))
+    cols = min(4, len(classes))
+    rows = math.ceil(len(classes) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 2, 3.0 * rows), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, classes):
+        sns.lineplot(frame[frame["class"] == name], x="labeled", y="accuracy", hue="strategy", style="strategy",
+                     hue_order=order, style_order=order, palette=palette, dashes=dashes, errorbar="sd", ax=ax,
+                     legend=ax is axes.flat[0])
+        ax.set(title=name[:40], xlabel="labeled images", ylabel="test accuracy", ylim=(-0.02, 1.02))
+    for ax in axes.flat[len(classes):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(loc="upper left", bbox_to_anchor=(cols + 0.1, 1), fontsize="small", title="strategy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def final_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, strategy): the last round's metrics and the total rare picks, 'mean ± sd' over seeds,
+    best rare-class accuracy first."""
+    last = frame[frame["round"] == frame.groupby(["experiment", "strategy", "seed"])["round"].transform("max")]
+    columns = {"rare_class_accuracy": "rare-class acc", "accuracy": "accuracy",
+               "balanced_accuracy": "balanced acc", "rare_picked_total": "rare picked"}
+    grouped = last.groupby(["experiment", "strategy"])
+    mean, sd = grouped[list(columns)].mean(), grouped[list(columns)].std(ddof=1).fillna(0.0)
+    table = pd.DataFrame(index=mean.index)
+    for col, name in columns.items():
+        digits = 1 if col == "rare_picked_total" else 3
+        table[name] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], sd[col])]
+    table["seeds"] = grouped.size()
+    table["_sort"] = mean["rare_class_accuracy"]
+    table = table.sort_values(["experiment", "_sort"], ascending=[True, False]).drop(columns="_sort")
+    return table
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-markdown rendering of a table with a (multi-)index, for the README."""
+    frame = table.reset_index()
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """One uint8 (C, H, W) image on an axis, without ticks."""
+    ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def class_examples(data: MedMNIST, indices: np.ndarray, per_class: int = 8, seed: int = 0) -> plt.Figure:
+    """A grid of train images, one row per class: `per_class` drawn from `indices` (e.g. labeled + pool)."""
+    rng = np.random.default_rng(seed)
+    labels = data.train.labels[indices]
+    fig, axes = plt.subplots(data.n_classes, per_class, figsize=(1.1 * per_class + 1.5, 1.15 * data.n_classes),
+                             squeeze=False)
+    for c in range(data.n_classes):
+        mine = indices[labels == c]
+        shown = rng.choice(mine, size=min(per_class, len(mine)), replace=False) if len(mine) else []
+        for j, ax in enumerate(axes[c]):
+            if j < len(shown):
+                _show(ax, data.train.images[shown[j]])
+            else:
+                ax.axis("off")
+        axes[c][0].set_ylabel(data.class_names[c][:18], rotation=0, ha="right", va="center", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def picked_images(data: MedMNIST, records: list[dict], round_: int = 1, seed: int | None = None,
+                  columns: int = 20) -> plt.Figure:
+    """What each strategy picked in one round (one row per strategy, first `columns` picks in pick order);
+    rare-class images are framed in red."""
+    chosen = [r for r in records if seed is None or r["parameters"]["seed"] == seed]
+    seed = chosen[0]["parameters"]["seed"]
+    chosen = [r for r in chosen if r["parameters"]["seed"] == seed and len(r["rounds"]) > round_]
+    order = _order(pd.DataFrame({"strategy": [r["parameters"]["strategy"] for r in chosen]}))
+    chosen.sort(key=lambda r: order.index(r["parameters"]["strategy"]))
+    columns = min(columns, max(len(r["rounds"][round_]["selected"]) for r in chosen))
+    fig, axes = plt.subplots(len(chosen), columns, figsize=(0.62 * columns + 1.6, 0.7 * len(chosen) + 0.4),
+                             squeeze=False)
+    for row, record in zip(axes, chosen):
+        picks = record["rounds"][round_]["selected"][:columns]
+        rare = record["rare_classes"]
+        n_rare = sum(int(data.train.labels[i]) in rare for i in record["rounds"][round_]["selected"])
+        for j, ax in enumerate(row):
+            if j >= len(picks):
+                ax.axis("off")
+                continue
+            _show(ax, data.train.images[picks[j]])
+            if int(data.train.labels[picks[j]]) in rare:
+                for side in ax.spines.values():
+                    side.set(color="red", linewidth=2.5)
+        row[0].set_ylabel(f"{record['parameters']['strategy']}\n{n_rare} rare", rotation=0, ha="right",
+                          va="center", fontsize="small")
+    fig.suptitle(f"round {round_} picks, seed {seed} (red: rare class)", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:
+    """Write `name`.png and `name`.svg into folder; no dates or random ids, so reruns give identical files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    with plt.rc_context({"svg.hashsalt": name}):
+        fig.savefig(paths[0], dpi=110, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    return paths

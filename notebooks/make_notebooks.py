@@ -1,0 +1,194 @@
+"""Write the experiment notebooks and summary.ipynb from one template, without outputs.
+
+The notebooks differ only in their title and `parameters` cell, so they are generated, not edited by hand:
+change the template here, run `python notebooks/make_notebooks.py`, then `make reproduce` to fill the outputs
+and `make test-notebooks` to refresh the nbval references.
+"""
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from clinical_utils.experiments import EXPERIMENTS, PROFILES, SETTING_PARAMETERS
+
+HERE = Path(__file__).resolve().parent
+
+ABOUT = {
+    "pneumonia_binary": ("PneumoniaMNIST, binary imbalance (pneumonia rare)",
+                         "Chest X-rays; pneumonia is made rare at 20:1 in the labeled set and the pool, as in the "
+                         "authors' TRUST demo (their DISTIL tutorial uses 100:1: set `imbalance_ratio = 100`)."),
+    "breast_binary": ("BreastMNIST, binary imbalance (malignant rare)",
+                      "Breast ultrasound; malignant is made rare at 20:1. BreastMNIST has only 546 training images, "
+                      "so the initial set is 40 / 2 and the budget 10 per round."),
+    "blood_binary": ("BloodMNIST, binary imbalance (basophil and monocyte rare)",
+                     "Blood-cell microscopy, 8 classes; basophils and monocytes are made rare at 20:1. Needs a "
+                     "download (about 35 MB)."),
+    "retina_longtail": ("RetinaMNIST, long-tail imbalance",
+                        "Fundus images graded 0-4; class sizes decay by a factor of 10 from the most to the least "
+                        "frequent grade, and the tail half of the grades are the rare classes."),
+    "path_longtail": ("PathMNIST, long-tail imbalance",
+                      "Colorectal histology (NCT-CRC-HE-100K), 9 tissue classes; sizes decay by a factor of 20, the "
+                      "tail half are rare. Needs a download (about 200 MB)."),
+    "derma_longtail": ("DermaMNIST, long-tail imbalance",
+                       "Dermatoscopy (HAM10000), 7 lesion classes; sizes decay by a factor of 20, the tail half are "
+                       "rare. Needs a download; CC BY-NC 4.0."),
+    "organa_longtail": ("OrganAMNIST, long-tail imbalance",
+                        "Abdominal CT slices, 11 organs; sizes decay by a factor of 20, the tail half are rare. Needs "
+                        "a download (about 40 MB)."),
+}
+
+COMMENTS = {
+    "profile": "smoke | quick | paper: every None below takes this profile's value",
+    "rare_classes": "class indices made rare (long-tail: None, the tail half)",
+    "imbalance_ratio": "common : rare images, in the labeled set and in the pool",
+    "imbalance_factor": "head class size / tail class size, in the labeled set and in the pool",
+    "labeled_per_class": "initial labeled images per common class (rare: this / imbalance_ratio)",
+    "pool_per_class": "unlabeled pool images per common class (None: all that remain)",
+    "labeled_max": "initial labeled images of the head class",
+    "pool_max": "unlabeled pool images of the head class (None: the most every class allows)",
+    "exemplars_per_class": "labeled held-out images per class, from val: the rare ones are the first queries",
+    "balanced_test": "subsample the test split to equal class counts",
+    "budget": "images labeled per round",
+    "rounds": "selection rounds after the initial training",
+    "strategies": "'all' or a list: SMI functions and baselines by name",
+    "seeds": "one run per seed and strategy; each seed also draws its own split",
+    "model": "'small_cnn' or 'resnet18'",
+    "epochs": "epochs per round (the cap when target_train_accuracy is set)",
+    "batch_size": "",
+    "lr": "SGD, momentum 0.9, weight decay 5e-4",
+    "target_train_accuracy": "stop training at this training accuracy, e.g. 0.99 (the authors' rule)",
+    "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
+    "device": "'auto', 'cpu', 'cuda' or 'mps'",
+    "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json",
+    "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
+    "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
+}
+
+
+def _parameter_names(name: str) -> list[str]:
+    """The experiment's parameters in display order: what defines it first, then the common ones."""
+    setting = EXPERIMENTS[name]["setting"]
+    other = {n for s, names in SETTING_PARAMETERS.items() if s != setting for n in names}
+    names = ["profile", "dataset", "rare_classes", *SETTING_PARAMETERS[setting]]
+    return names + [n for n in COMMENTS if n not in names and n not in other]
+
+
+def _parameters_cell(name: str) -> nbformat.NotebookNode:
+    spec = EXPERIMENTS[name]
+    names = _parameter_names(name)
+    fixed = {"profile": "quick", **spec}
+    quick = PROFILES["quick"]
+    lines = []
+    for n in names:
+        value = fixed.get(n)
+        comment = COMMENTS.get(n, "")
+        if n not in fixed and quick.get(n) is not None:
+            comment = f"{comment} (quick: {quick[n]!r})".strip() if n != "strategies" else f"{comment} (quick: all)"
+        lines.append(f"{n} = {value!r}" + (f"  # {comment}" if comment else ""))
+    cell = new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def experiment_notebook(name: str) -> nbformat.NotebookNode:
+    title, about = ABOUT[name]
+    args = ", ".join(f"{n}={n}" for n in _parameter_names(name))
+    cells = [
+        new_markdown_cell(
+            f"# CLINICAL: {title}\n\n{about}\n\n"
+            "Each round the model trained on the labeled set embeds the unlabeled pool and the query set (the "
+            "labeled rare-class exemplars, growing with every rare image found) as gradient embeddings; each "
+            "strategy picks `budget` images, the simulated expert labels them, and the model is retrained from "
+            "scratch and tested. SMI functions (FLMI, FLQMI, GCMI, LogDetMI, FLCMI, LogDetCMI) target the rare "
+            "classes; the baselines (random, entropy, margin, least confidence, BALD, BADGE, core-set) do not.\n\n"
+            "Run it here (Kernel > Restart & Run All) or in the batch: `python -m clinical_utils.reproduce --only "
+            f"{name}`. Finished runs are read back from their records, not re-run."),
+        _parameters_cell(name),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd\n\n"
+            "from clinical_utils import report\n"
+            "from clinical_utils.experiments import build_scenario, configure, load_data, run_experiment\n\n"
+            f"config = configure({name!r}, {args})\n"
+            'pd.set_option("display.max_colwidth", None)\nconfig.table()'),
+        new_markdown_cell("## The scenario\nPer-class counts of the first seed's split: the initial labeled set, "
+                          "the unlabeled pool, the exemplars (from `val`) and the test set."),
+        new_code_cell("data = load_data(config)\nscenario = build_scenario(data, config, seed=config.seeds[0])\n"
+                      "scenario.counts"),
+        new_code_cell("report.class_examples(data, np.concatenate([scenario.labeled, scenario.pool]))\nplt.show()"),
+        new_markdown_cell("## The runs\nOne run per seed and strategy; each writes its record after every round."),
+        new_code_cell("# NBVAL_IGNORE_OUTPUT\n# (progress bars and timings)\nrecords = run_experiment(data, config)"),
+        new_markdown_cell("## Rare-class accuracy and rare images found\nMean and standard deviation over seeds; "
+                          "SMI functions solid, baselines dashed."),
+        new_code_cell("frame = report.rounds_frame(records)\n"
+                      "report.round_curves(frame, title=config.experiment)\nplt.show()"),
+        new_code_cell("report.per_class_curves(report.per_class_frame(records, data.class_names), "
+                      "title=config.experiment)\nplt.show()"),
+        new_markdown_cell("## Final round\nmean ± sd over seeds, best rare-class accuracy first; `rare picked` is the "
+                          "total over all rounds."),
+        new_code_cell("report.final_table(frame).loc[config.experiment]"),
+        new_markdown_cell("## What each strategy picked in the first round\nPeople judge a selection by looking "
+                          "at it: rare-class images are framed in red."),
+        new_code_cell("report.picked_images(data, records, round_=1, seed=config.seeds[0])\nplt.show()"),
+    ]
+    return _notebook(cells)
+
+
+def summary_notebook() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'results_dir = "../results"  # run records: <results_dir>/<experiment>/<strategy>/seed<k>.json\n'
+        'figures_dir = "../figures"  # PNG and SVG of every figure (None: a temporary folder)\n'
+        "experiments = None  # a list of experiment names, or None for every one with records")
+    params.metadata["tags"] = ["parameters"]
+    cells = [
+        new_markdown_cell(
+            "# Summary of every CLINICAL run\n\nReads every run record under `results_dir`; for each experiment, "
+            "per-class test accuracy against the labeled-set size and rare-class accuracy and cumulative rare picks "
+            "against the round (mean and sd over seeds), saved to `figures_dir` as PNG and SVG; then the final "
+            "table (the README's results table)."),
+        params,
+        new_code_cell(
+            "import tempfile\n\nimport matplotlib.pyplot as plt\n\n"
+            "from clinical_utils import report\nfrom clinical_utils.data import class_names\n\n"
+            "records = report.load_records(results_dir)\n"
+            "found = sorted({r['parameters']['experiment'] for r in records})\n"
+            "experiments = found if experiments is None else experiments\n"
+            "missing = sorted(set(experiments) - set(found))\n"
+            "assert not missing, f'no records for {missing} under {results_dir}; run them first'\n"
+            "figures_dir = figures_dir or tempfile.mkdtemp(prefix='clinical-utils-figures-')\n"
+            "frame = report.rounds_frame([r for r in records if r['parameters']['experiment'] in experiments])\n"
+            "frame.groupby(['experiment', 'strategy']).agg(seeds=('seed', 'nunique'), rounds=('round', 'max'), "
+            "finished=('finished', 'all'))"),
+        new_code_cell(
+            "saved = []\nfor name in experiments:\n"
+            "    mine = [r for r in records if r['parameters']['experiment'] == name]\n"
+            "    names = class_names(mine[0]['parameters']['dataset'])\n"
+            "    fig = report.per_class_curves(report.per_class_frame(mine, names), title=f'{name}: per-class accuracy')\n"
+            "    saved += report.save_figure(fig, figures_dir, f'{name}_per_class')\n    plt.show()\n"
+            "    fig = report.round_curves(frame[frame['experiment'] == name], title=name)\n"
+            "    saved += report.save_figure(fig, figures_dir, f'{name}_rare')\n    plt.show()\n"
+            "print('\\n'.join(map(str, saved)))"),
+        new_markdown_cell("## Final round, every experiment\nmean ± sd over seeds; `rare picked`: rare images "
+                          "labeled over all rounds."),
+        new_code_cell("table = report.final_table(frame)\ntable"),
+        new_code_cell("print(report.markdown_table(table))"),
+    ]
+    return _notebook(cells)
+
+
+def _notebook(cells) -> nbformat.NotebookNode:
+    for i, cell in enumerate(cells):  # fixed ids: regenerating an unchanged notebook changes nothing
+        cell.id = f"cell-{i:02d}"
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def main() -> None:
+    for name in EXPERIMENTS:
+        nbformat.write(experiment_notebook(name), HERE / f"{name}.ipynb")
+    nbformat.write(summary_notebook(), HERE / "summary.ipynb")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Refresh the nbval references in tests/notebooks/ (`make test-notebooks`): every notebook executed with papermill
+under the smoke profile, outputs kept. Run it when a change to the notebooks or the package is meant to change
+their outputs, look at the diff, commit it.
+
+Notebooks of sets this machine has read the real files ($MEDMNIST_ROOT); those that need a download read small
+fixtures in the same format (fixture_data/, written here and by the test session). The summary reads the smoke
+records of two experiments, committed in records/.
+"""
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+
+from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
+from medmnist_fixtures import write_download_sets
+
+HERE = Path(__file__).resolve().parent / "notebooks"
+NOTEBOOKS = HERE.parent.parent / "notebooks"
+FIXTURE_DATA = "fixture_data"  # relative to tests/notebooks, where nbval runs the kernels
+RECORDS = "records"
+SUMMARY_EXPERIMENTS = ("pneumonia_binary", "retina_longtail")
+
+
+def smoke_parameters(name: str) -> dict:
+    if name == "summary":
+        return {"results_dir": RECORDS, "figures_dir": None}
+    params = {"profile": "smoke"}
+    if name not in OFFLINE:
+        params.update(data_root=FIXTURE_DATA, verify_data=False)
+    return params
+
+
+def main() -> None:
+    write_download_sets(HERE / FIXTURE_DATA)
+    shutil.rmtree(HERE / RECORDS, ignore_errors=True)
+    for name in SUMMARY_EXPERIMENTS:
+        config = configure(name, profile="smoke", results_dir=str(HERE / RECORDS))
+        run_experiment(load_data(config), config, progress=False)
+    for name in [*EXPERIMENTS, "summary"]:
+        print(name, file=sys.stderr)
+        out = HERE / f"{name}.ipynb"
+        papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=smoke_parameters(name),
+                                   kernel_name="python3", cwd=str(HERE), progress_bar=False)
+        strip_images(out)
+
+
+def strip_images(path: Path) -> None:
+    """nbval does not compare images, so the references keep only the figures' text (megabytes less)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop("image/png", None)
+    nbformat.write(nb, path)
+
+
+if __name__ == "__main__":
+    main()
