@@ -56,11 +56,13 @@ PROFILES = {
 }
 # Where a profile's value does not fit a set: BreastMNIST has 546 train images in all.
 _EXPERIMENT_PROFILE = {
-    ("breast_binary", "quick"): {"labeled_per_class": 40, "budget": 10},
+    ("breast_binary", "quick"): {"labeled_per_class": 40, "budget": 10, "epochs": 30},  # 42 images: more passes
     ("breast_binary", "paper"): {"labeled_per_class": 40, "pool_per_class": None, "budget": 10},
     ("retina_longtail", "quick"): {"labeled_max": 60, "exemplars_per_class": 5},  # val has 6 of class 4
     ("retina_longtail", "paper"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
 }
+# Values no profile changes (balanced_test: True for binary imbalance, False for long-tail).
+DEFAULTS = {"queries": "all", "device": "auto", "data_root": None, "verify_data": True}
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
                       "longtail": ("imbalance_factor", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
@@ -129,8 +131,7 @@ def configure(experiment: str, **params) -> Config:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
     defaults = {**PROFILES[profile], **_EXPERIMENT_PROFILE.get((experiment, profile), {}),
                 **{k: v for k, v in spec.items() if k != "setting"},
-                "balanced_test": spec["setting"] == "binary", "queries": "all", "device": "auto",
-                "data_root": None, "verify_data": True}
+                "balanced_test": spec["setting"] == "binary", **DEFAULTS}
     p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in allowed}
 
     _need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")

@@ -70,22 +70,28 @@ def write_json_atomic(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
+UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald")
+
+
+def uncertainty_select(strategy: str, model, probs: np.ndarray, feats: np.ndarray, budget: int, seed: int
+                       ) -> np.ndarray:
+    """The uncertainty baselines on the model's pool outputs: probabilities (n, K), features (n, d)."""
+    if strategy == "bald":  # MC dropout on the features through the model's head
+        head = model.head
+        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
+                           budget)
+    return {"entropy": entropy_select, "margin": margin_select, "least_confidence": least_confidence_select}[
+        strategy](probs, budget)
+
+
 def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.ndarray, rare_classes,
             query_images, query_labels, budget: int, seed: int, device, smi_params: dict) -> np.ndarray:
     """Positions into `pool` (budget,), in pick order."""
     if strategy == "random":
         return random_select(len(pool), budget, seed)
     probs, feats = predict(model, data.train.images[pool], device, features=True)
-    if strategy == "entropy":
-        return entropy_select(probs, budget)
-    if strategy == "margin":
-        return margin_select(probs, budget)
-    if strategy == "least_confidence":
-        return least_confidence_select(probs, budget)
-    if strategy == "bald":
-        head = model.head
-        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
-                           budget)
+    if strategy in UNCERTAINTY:
+        return uncertainty_select(strategy, model, probs, feats, budget, seed)
     if strategy == "badge":
         return badge_select(gradient_embedding(probs, feats), budget, seed)
     if strategy == "coreset":

@@ -19,6 +19,7 @@ from .data import MedMNIST
 from .selection import FUNCTIONS
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
+REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement records only
 
 
 def load_records(results_dir: str | Path) -> list[dict]:
@@ -44,7 +45,8 @@ def rounds_frame(records: list[dict]) -> pd.DataFrame:
             rows.append({"experiment": p["experiment"], "strategy": p["strategy"], "seed": p["seed"],
                          "round": r["round"], "labeled": sum(r["labeled_per_class"]),
                          "rare_picked": sum(r["selected_per_class"][c] for c in rare), "rare_picked_total": picked,
-                         **{m: r[m] for m in METRICS}, "finished": record["finished"]})
+                         **{m: r[m] for m in METRICS}, "finished": record["finished"],
+                         **{m: r[m] for m in REFINEMENT if m in r}})
     return pd.DataFrame(rows)
 
 
@@ -108,28 +110,94 @@ def per_class_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.set(title=name[:40], xlabel="labeled images", ylabel="test accuracy", ylim=(-0.02, 1.02))
     for ax in axes.flat[len(classes):]:
         ax.set_visible(False)
-    axes.flat[0].legend(loc="upper left", bbox_to_anchor=(cols + 0.1, 1), fontsize="small", title="strategy")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    axes.flat[0].get_legend().remove()
     fig.suptitle(title)
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small", title="strategy")
     return fig
+
+
+def _mean_sd_table(frame: pd.DataFrame, columns: dict, sort_by: str, counts=("rare_picked_total", "corrected"),
+                   group=("experiment", "strategy")) -> pd.DataFrame:
+    """The last round of every run, 'mean ± sd' over seeds per group, best `sort_by` first."""
+    group = list(group)
+    last = frame[frame["round"] == frame.groupby([*group, "seed"])["round"].transform("max")]
+    grouped = last.groupby(group)
+    mean, sd = grouped[list(columns)].mean(), grouped[list(columns)].std(ddof=1).fillna(0.0)
+    table = pd.DataFrame(index=mean.index)
+    for col, name in columns.items():
+        digits = 1 if col in counts else 3
+        table[name] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], sd[col])]
+    table["seeds"] = grouped.size()
+    table["_sort"] = mean[sort_by]
+    return table.sort_values([group[0], "_sort"], ascending=[True, False]).drop(columns="_sort")
 
 
 def final_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, strategy): the last round's metrics and the total rare picks, 'mean ± sd' over seeds,
     best rare-class accuracy first."""
-    last = frame[frame["round"] == frame.groupby(["experiment", "strategy", "seed"])["round"].transform("max")]
-    columns = {"rare_class_accuracy": "rare-class acc", "accuracy": "accuracy",
-               "balanced_accuracy": "balanced acc", "rare_picked_total": "rare picked"}
-    grouped = last.groupby(["experiment", "strategy"])
-    mean, sd = grouped[list(columns)].mean(), grouped[list(columns)].std(ddof=1).fillna(0.0)
-    table = pd.DataFrame(index=mean.index)
-    for col, name in columns.items():
-        digits = 1 if col == "rare_picked_total" else 3
-        table[name] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean[col], sd[col])]
-    table["seeds"] = grouped.size()
-    table["_sort"] = mean["rare_class_accuracy"]
-    table = table.sort_values(["experiment", "_sort"], ascending=[True, False]).drop(columns="_sort")
-    return table
+    return _mean_sd_table(frame, {"rare_class_accuracy": "rare-class acc", "accuracy": "accuracy",
+                                  "balanced_accuracy": "balanced acc", "rare_picked_total": "rare picked"},
+                          "rare_class_accuracy")
+
+
+def refinement_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, sampler) of label-refinement runs: the last round's balanced accuracy, macro-F1,
+    minority-class accuracy, labels corrected and remaining noise, 'mean ± sd' over seeds, best balanced first."""
+    return _mean_sd_table(frame, {"balanced_accuracy": "balanced acc", "macro_f1": "macro-F1",
+                                  "rare_class_accuracy": "minority acc", "corrected": "corrected",
+                                  "remaining_noise": "remaining noise"}, "balanced_accuracy")
+
+
+def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Label refinement: balanced accuracy and the training set's remaining noise rate against the number of
+    expert labels spent, mean and sd over seeds."""
+    order = _order(frame)
+    palette = dict(zip(order, sns.color_palette("tab10", len(order))))
+    dashes = {s: "" if s == "smi" else (4, 2) for s in order}  # the targeted sampler solid
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, y, label in ((axes[0], "balanced_accuracy", "balanced test accuracy"),
+                         (axes[1], "remaining_noise", "share of training labels still wrong")):
+        sns.lineplot(frame, x="relabeled", y=y, hue="strategy", style="strategy", hue_order=order, style_order=order,
+                     palette=palette, dashes=dashes, errorbar="sd", marker="o", ax=ax, legend=ax is axes[1])
+        ax.set(xlabel="expert labels spent", ylabel=label)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", title="sampler")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def recall_plot(recall: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Phase 1: per class, the share of truly clean samples each method kept (mean and sd over seeds)."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * recall["class"].nunique() + 2), 3.8))
+    sns.barplot(recall, x="class", y="recall", hue="method", errorbar="sd", ax=ax)
+    ax.set(ylabel="clean samples kept (recall)", ylim=(0, 1.05), title=title)
+    ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    return fig
+
+
+def corrected_images(data: MedMNIST, train: np.ndarray, noisy: np.ndarray, record: dict, count: int = 16
+                     ) -> plt.Figure:
+    """Images a refinement run relabeled whose given label was wrong: titled 'given → true'.
+    train: the run's positions into data.train; noisy: the given labels."""
+    picks = [i for r in record["rounds"] for i in r["selected"]]
+    wrong = [i for i in picks if noisy[i] != data.train.labels[train[i]]][:count]
+    cols = min(8, max(1, len(wrong)))
+    rows = max(1, math.ceil(len(wrong) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        _show(ax, data.train.images[train[i]])
+        ax.axis("on")
+        ax.set_title(f"{data.class_names[noisy[i]][:10]} →\n{data.class_names[data.train.labels[train[i]]][:10]}",
+                     fontsize="x-small")
+    fig.suptitle(f"{record['parameters']['strategy']}: corrected labels (given → true), seed "
+                 f"{record['parameters']['seed']}", fontsize="medium")
+    fig.tight_layout()
+    return fig
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -26,6 +26,9 @@ import papermill
 
 from .data import DataError, ensure_file
 from .experiments import EXPERIMENTS, PROFILES, ConfigError, configure
+from .noisy_experiments import NOISY_EXPERIMENTS, configure_noisy
+
+NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
 SUMMARY = "summary"
 
@@ -53,15 +56,12 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _parameters(name: str, profile: str, overrides: dict) -> dict:
-    """What papermill injects: only what differs from the notebook's own defaults (profile quick)."""
-    params = {} if profile == "quick" else {"profile": profile}
-    if profile != "quick" and name != SUMMARY:  # keep the records of other profiles apart from quick's
-        params["results_dir"] = f"../results/{profile}"
+    """What papermill injects: only what differs from the notebook's own defaults (profile quick). Other profiles
+    keep their records in results/<profile>/ and their figures in figures/<profile>/."""
     if name == SUMMARY:
-        if profile != "quick":
-            params.update(results_dir=f"../results/{profile}", figures_dir=f"../figures/{profile}")
-        params.pop("profile", None)
-        return params
+        return {} if profile == "quick" else {"results_dir": f"../results/{profile}",
+                                              "figures_dir": f"../figures/{profile}"}
+    params = {} if profile == "quick" else {"profile": profile, "results_dir": f"../results/{profile}"}
     return {**params, **overrides}
 
 
@@ -107,7 +107,8 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
     executed_dir = root / "results" / ("executed" if profile == "quick" else f"{profile}/executed")
     publish = profile == "quick" and not overrides
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
-    configs = {name: configure(name, **_parameters(name, profile, overrides)) for name in names}
+    configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
+        name, **_parameters(name, profile, overrides)) for name in names}
     outcomes = []
     for i, name in enumerate(names + [SUMMARY], 1):
         params = _parameters(name, profile, overrides)
@@ -160,7 +161,7 @@ def report(outcomes: list[Outcome], profile: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clinical_utils.reproduce", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)} (default: quick)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"notebooks to run, of {list(EXPERIMENTS)}")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"notebooks to run, of {list(NOTEBOOKS)}")
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
     parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is current")
@@ -170,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no notebooks/{SUMMARY}.ipynb under {root}: run this from the repository root")
     if args.profile not in PROFILES:
         parser.error(f"unknown profile {args.profile!r}; choose one of {list(PROFILES)}")
-    unknown = sorted(set(args.only or []) - set(EXPERIMENTS))
+    unknown = sorted(set(args.only or []) - set(NOTEBOOKS))
     if unknown:
-        parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(EXPERIMENTS)}")
-    names = [n for n in EXPERIMENTS if args.only is None or n in args.only]
+        parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(NOTEBOOKS)}")
+    names = [n for n in NOTEBOOKS if args.only is None or n in args.only]
     try:
         outcomes = run_batch(names, args.profile, _parse_set(args.overrides), args.force, root)
     except ConfigError as err:

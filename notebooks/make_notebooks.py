@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import EXPERIMENTS, PROFILES, SETTING_PARAMETERS
+from clinical_utils.experiments import DEFAULTS, EXPERIMENTS, PROFILES, SETTING_PARAMETERS
+from clinical_utils.noisy_experiments import NOISY_DEFAULTS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,6 +36,53 @@ ABOUT = {
     "organa_longtail": ("OrganAMNIST, long-tail imbalance",
                         "Abdominal CT slices, 11 organs; sizes decay by a factor of 20, the tail half are rare. Needs "
                         "a download (about 40 MB)."),
+}
+
+NOISY_ABOUT = {
+    "pneumonia_noisy": ("PneumoniaMNIST, 40% symmetric label noise",
+                        "Chest X-rays at their natural imbalance (26% normal: the minority class); 40% of the "
+                        "training labels are flipped (binary, so above 50% the labels would invert)."),
+    "retina_noisy": ("RetinaMNIST, 60% symmetric label noise",
+                     "Fundus grades 0-4 at their natural imbalance (grades 3 and 4 are the minority); 60% of the "
+                     "training labels move to another grade, uniformly."),
+    "path_noisy": ("PathMNIST, 80% symmetric label noise",
+                   "Colorectal histology (NCT-CRC-HE-100K, one of the paper's two datasets), 80% symmetric noise as "
+                   "in the authors' example. Needs a download (about 200 MB)."),
+    "derma_noisy": ("DermaMNIST, 80% symmetric label noise",
+                    "Dermatoscopy (HAM10000, the closest MedMNIST set to the paper's ISIC-2019), heavily "
+                    "imbalanced, 80% symmetric noise. Needs a download; CC BY-NC 4.0."),
+}
+
+NOISY_COMMENTS = {
+    "profile": "smoke | quick | paper: every None below takes this profile's value",
+    "dataset": "",
+    "train_size": "training images drawn at the natural class balance (None: the whole train split)",
+    "noise": "'symmetric' or 'pair'",
+    "noise_rate": "share of training labels made wrong, exactly per class",
+    "rare_classes": "minority classes: SMI's query classes and the reported minority accuracy",
+    "forget_rate": "Co-teaching's tau (None: the noise rate, as the authors)",
+    "vog": "'head' (the paper's closed form) or 'input' (original VOG, input-pixel gradients)",
+    "mix_ratio": "share of the kept samples chosen by lowest VOG",
+    "class_normalised": "z-score VOG within each given label",
+    "epochs": "phase-1 epochs (cosine lr)",
+    "batch_size": "",
+    "lr": "phase 1 (SGD, momentum 0.9, weight decay 1e-4); fine-tuning uses lr / 10",
+    "ramp_epochs": "epochs over which the forget rate rises from 0 to tau",
+    "warmup_epochs": "epochs before VOG picks start",
+    "window": "epochs of gradient snapshots in VOG's standard deviation",
+    "phase2_from": "the phase-1 method whose network and clean set phase 2 starts from",
+    "samplers": "'all' or a list of phase-2 samplers",
+    "smi_function": "the SMI sampler's function",
+    "budget": "expert labels per round",
+    "rounds": "relabeling rounds",
+    "finetune_epochs": "fine-tuning epochs per round",
+    "correct_kept_noise": "the authors' quirk: also fix, outside the budget, noisy samples phase 1 kept",
+    "seeds": "each seed draws its own subset and noise",
+    "model": "'small_cnn' or 'resnet18'",
+    "device": "'auto', 'cpu', 'cuda' or 'mps'",
+    "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json",
+    "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
+    "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
 }
 
 COMMENTS = {
@@ -76,7 +124,8 @@ def _parameter_names(name: str) -> list[str]:
 def _parameters_cell(name: str) -> nbformat.NotebookNode:
     spec = EXPERIMENTS[name]
     names = _parameter_names(name)
-    fixed = {"profile": "quick", **spec}
+    fixed = {"profile": "quick", **{k: v for k, v in spec.items() if k != "setting"}, **DEFAULTS,
+             "balanced_test": spec["setting"] == "binary"}
     quick = PROFILES["quick"]
     lines = []
     for n in names:
@@ -88,6 +137,69 @@ def _parameters_cell(name: str) -> nbformat.NotebookNode:
     cell = new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]
     return cell
+
+
+def _noisy_parameters_cell(name: str) -> nbformat.NotebookNode:
+    fixed = {"profile": "quick", **NOISY_EXPERIMENTS[name], **NOISY_DEFAULTS}
+    quick = NOISY_PROFILES["quick"]
+    lines = []
+    for n in NOISY_PARAMETERS:
+        comment = NOISY_COMMENTS[n]
+        if n not in fixed and n in quick and n != "samplers" and quick[n] is not None:
+            comment = f"{comment} (quick: {quick[n]!r})".strip()
+        lines.append(f"{n} = {fixed.get(n)!r}" + (f"  # {comment}" if comment else ""))
+    cell = new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def noisy_notebook(name: str) -> nbformat.NotebookNode:
+    title, about = NOISY_ABOUT[name]
+    args = ", ".join(f"{n}={n}" for n in NOISY_PARAMETERS)
+    cells = [
+        new_markdown_cell(
+            f"# Active label refinement: {title}\n\n{about}\n\n"
+            "Phase 1 learns from the noisy labels three ways: cross-entropy, Co-teaching (two networks, each "
+            "training on the small-loss samples its peer keeps) and Co-teaching + VOG (some kept samples chosen "
+            "by lowest Variance of Gradients, so that clean minority-class samples, whose loss is large, are not "
+            "all discarded). Phase 2 starts from Co-teaching + VOG: each round a sampler picks `budget` samples "
+            "among those phase 1 set aside, the simulated expert gives their true labels, and the network is "
+            "fine-tuned. Khanal et al., MICCAI 2024.\n\n"
+            f"Run it here or in the batch: `python -m clinical_utils.reproduce --only {name}`."),
+        _noisy_parameters_cell(name),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\nimport pandas as pd\n\n"
+            "from clinical_utils import report\nfrom clinical_utils.noise import noise_report\n"
+            "from clinical_utils.noisy_experiments import (configure_noisy, load_noisy_data, noisy_split, "
+            "recall_frame,\n                                              run_noisy_experiment)\n\n"
+            f"config = configure_noisy({name!r}, {args})\n"
+            'pd.set_option("display.max_colwidth", None)\nconfig.table()'),
+        new_markdown_cell("## The noise\nPer true class of the first seed's training subset: images, labels "
+                          "made wrong and the realised rate; per given label, the share that is wrong."),
+        new_code_cell("data = load_noisy_data(config)\nsplit = noisy_split(data, config, seed=config.seeds[0])\n"
+                      "print('minority classes:', [data.class_names[c] for c in split.rare_classes])\n"
+                      "noise_report(split.true, split.noisy, data.class_names)"),
+        new_markdown_cell("## The runs\nPhase 1 (three methods), then phase 2 (every sampler), per seed; finished "
+                          "runs are read back from their records."),
+        new_code_cell("# NBVAL_IGNORE_OUTPUT\n# (progress bars and timings)\n"
+                      "phase1, phase2 = run_noisy_experiment(data, config)"),
+        new_markdown_cell("## Phase 1: which clean samples each method kept\nRecall: the share of truly clean "
+                          "samples of each class that were kept as clean (mean and sd over seeds). The paper's claim "
+                          "is about the minority classes' recall."),
+        new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.experiment)\n"
+                      "plt.show()\nrecall.groupby(['class', 'method'], sort=False)[['recall', 'precision']].mean()"
+                      ".unstack().round(3)"),
+        new_markdown_cell("## Phase 2: balanced accuracy against the relabeling budget"),
+        new_code_cell("frame = report.rounds_frame(phase2)\nreport.budget_curves(frame, title=config.experiment)\n"
+                      "plt.show()\nreport.refinement_table(frame).loc[config.experiment]"),
+        new_code_cell("report.per_class_curves(report.per_class_frame(phase2, data.class_names), "
+                      "title=config.experiment)\nplt.show()"),
+        new_markdown_cell("## Corrected images\nSamples the SMI sampler sent to the expert whose given label was "
+                          "wrong: given label, then true label."),
+        new_code_cell("shown = next((r for r in phase2 if r['parameters']['strategy'] == 'smi'), phase2[0])\n"
+                      "report.corrected_images(data, split.train, split.noisy, shown)\nplt.show()"),
+    ]
+    return _notebook(cells)
 
 
 def experiment_notebook(name: str) -> nbformat.NotebookNode:
@@ -141,14 +253,17 @@ def summary_notebook() -> nbformat.NotebookNode:
     params.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(
-            "# Summary of every CLINICAL run\n\nReads every run record under `results_dir`; for each experiment, "
-            "per-class test accuracy against the labeled-set size and rare-class accuracy and cumulative rare picks "
-            "against the round (mean and sd over seeds), saved to `figures_dir` as PNG and SVG; then the final "
-            "table (the README's results table)."),
+            "# Summary of every run\n\nReads every run record under `results_dir`. For each CLINICAL experiment: "
+            "per-class test accuracy against the labeled-set size, and rare-class accuracy and cumulative rare "
+            "picks against the round. For each label-refinement experiment: phase 1's clean recall per class, "
+            "balanced accuracy and remaining noise against the expert labels spent, and per-class accuracy. Mean "
+            "and sd over seeds; every figure saved to `figures_dir` as PNG and SVG. Then the final tables (the "
+            "README's results tables)."),
         params,
         new_code_cell(
             "import tempfile\n\nimport matplotlib.pyplot as plt\n\n"
-            "from clinical_utils import report\nfrom clinical_utils.data import class_names\n\n"
+            "from clinical_utils import report\nfrom clinical_utils.data import class_names\n"
+            "from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame\n\n"
             "records = report.load_records(results_dir)\n"
             "found = sorted({r['parameters']['experiment'] for r in records})\n"
             "experiments = found if experiments is None else experiments\n"
@@ -162,15 +277,30 @@ def summary_notebook() -> nbformat.NotebookNode:
             "saved = []\nfor name in experiments:\n"
             "    mine = [r for r in records if r['parameters']['experiment'] == name]\n"
             "    names = class_names(mine[0]['parameters']['dataset'])\n"
+            "    if name in NOISY_EXPERIMENTS:\n"
+            "        recall = recall_frame(load_phase1_records(results_dir, name))\n"
+            "        fig = report.recall_plot(recall, title=f'{name}: clean samples kept by phase 1')\n"
+            "        saved += report.save_figure(fig, figures_dir, f'{name}_recall')\n        plt.show()\n"
+            "        fig = report.budget_curves(frame[frame['experiment'] == name], title=name)\n"
+            "        saved += report.save_figure(fig, figures_dir, f'{name}_budget')\n"
+            "    else:\n"
+            "        fig = report.round_curves(frame[frame['experiment'] == name], title=name)\n"
+            "        saved += report.save_figure(fig, figures_dir, f'{name}_rare')\n"
+            "    plt.show()\n"
             "    fig = report.per_class_curves(report.per_class_frame(mine, names), title=f'{name}: per-class accuracy')\n"
             "    saved += report.save_figure(fig, figures_dir, f'{name}_per_class')\n    plt.show()\n"
-            "    fig = report.round_curves(frame[frame['experiment'] == name], title=name)\n"
-            "    saved += report.save_figure(fig, figures_dir, f'{name}_rare')\n    plt.show()\n"
             "print('\\n'.join(map(str, saved)))"),
-        new_markdown_cell("## Final round, every experiment\nmean ± sd over seeds; `rare picked`: rare images "
-                          "labeled over all rounds."),
-        new_code_cell("table = report.final_table(frame)\ntable"),
-        new_code_cell("print(report.markdown_table(table))"),
+        new_markdown_cell("## Targeted active learning (CLINICAL), final round\nmean ± sd over seeds; `rare picked`: "
+                          "rare images labeled over all rounds."),
+        new_code_cell("targeted = frame[~frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
+                      "table = report.final_table(targeted) if len(targeted) else None\ntable"),
+        new_code_cell("print(report.markdown_table(table) if table is not None else 'no CLINICAL records')"),
+        new_markdown_cell("## Active label refinement, final round\nmean ± sd over seeds; `corrected`: wrong labels "
+                          "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
+        new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
+                      "refinement = report.refinement_table(noisy) if len(noisy) else None\nrefinement"),
+        new_code_cell("print(report.markdown_table(refinement) if refinement is not None else "
+                      "'no label-refinement records')"),
     ]
     return _notebook(cells)
 
@@ -187,6 +317,8 @@ def _notebook(cells) -> nbformat.NotebookNode:
 def main() -> None:
     for name in EXPERIMENTS:
         nbformat.write(experiment_notebook(name), HERE / f"{name}.ipynb")
+    for name in NOISY_EXPERIMENTS:
+        nbformat.write(noisy_notebook(name), HERE / f"{name}.ipynb")
     nbformat.write(summary_notebook(), HERE / "summary.ipynb")
 
 

@@ -36,11 +36,12 @@ def pytest_collection_modifyitems(config, items):
     """The nbval copies of the offline notebooks need the real files: skip them, saying why, without them."""
     from clinical_utils.data import DataError, ensure_file
     from clinical_utils.experiments import EXPERIMENTS, OFFLINE
+    from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, NOISY_OFFLINE
 
     missing = {}
-    for name in OFFLINE:
+    for name in OFFLINE + NOISY_OFFLINE:
         try:
-            ensure_file(EXPERIMENTS[name]["dataset"], download=False)
+            ensure_file({**EXPERIMENTS, **NOISY_EXPERIMENTS}[name]["dataset"], download=False)
         except DataError as err:
             missing[name] = str(err)
     for item in items:

@@ -4,7 +4,7 @@ their outputs, look at the diff, commit it.
 
 Notebooks of sets this machine has read the real files ($MEDMNIST_ROOT); those that need a download read small
 fixtures in the same format (fixture_data/, written here and by the test session). The summary reads the smoke
-records of two experiments, committed in records/.
+records of three experiments, committed in records/.
 """
 import shutil
 import sys
@@ -14,6 +14,8 @@ import nbformat
 import papermill
 
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
+from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy, load_noisy_data,
+                                              run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
 
 HERE = Path(__file__).resolve().parent / "notebooks"
@@ -27,7 +29,7 @@ def smoke_parameters(name: str) -> dict:
     if name == "summary":
         return {"results_dir": RECORDS, "figures_dir": None}
     params = {"profile": "smoke"}
-    if name not in OFFLINE:
+    if name not in OFFLINE + NOISY_OFFLINE:
         params.update(data_root=FIXTURE_DATA, verify_data=False)
     return params
 
@@ -38,7 +40,11 @@ def main() -> None:
     for name in SUMMARY_EXPERIMENTS:
         config = configure(name, profile="smoke", results_dir=str(HERE / RECORDS))
         run_experiment(load_data(config), config, progress=False)
-    for name in [*EXPERIMENTS, "summary"]:
+    config = configure_noisy("retina_noisy", profile="smoke", results_dir=str(HERE / RECORDS))
+    run_noisy_experiment(load_noisy_data(config), config, progress=False)
+    for pt in (HERE / RECORDS).rglob("*.pt"):  # the summary reads no weights; keep the repository small
+        pt.unlink()
+    for name in [*EXPERIMENTS, *NOISY_EXPERIMENTS, "summary"]:
         print(name, file=sys.stderr)
         out = HERE / f"{name}.ipynb"
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=smoke_parameters(name),

@@ -60,8 +60,10 @@ def test_resumed_run_equals_uninterrupted_run(setting, tmp_path):
 
 def test_finished_run_is_not_redone(setting, tmp_path):
     first = _run(setting, "entropy", tmp_path / "r.json")
+    written = (tmp_path / "r.json").read_bytes()
     again = _run(setting, "entropy", tmp_path / "r.json")
     assert again["rounds"] == json.loads(json.dumps(first["rounds"]))  # timings too: nothing was retrained
+    assert (tmp_path / "r.json").read_bytes() == written  # not even rewritten: its versions and commit stay
 
 
 @pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s not in ("flqmi", "flmi", "entropy", "random")])

@@ -1,0 +1,281 @@
+"""The active-label-refinement experiments: what each *_noisy notebook runs, at which scale, and running it.
+
+Per seed: a seeded training subset gets seeded label noise; phase 1 trains cross-entropy, Co-teaching and
+Co-teaching + VOG on the noisy labels and reports which samples each kept (clean recall per class); phase 2 starts
+from `phase2_from`'s network 1 and its kept set, and runs every sampler for `rounds` rounds of `budget` expert
+labels. Records: results/<experiment>/phase1/<method>/seed<k>.json (+ .pt, network 1's weights, so phase 2 can
+resume) and results/<experiment>/<sampler>/seed<k>.json, the same record layout as the CLINICAL runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .data import MedMNIST, load_medmnist
+from .experiments import ConfigError, _is_int, _need, record_path
+from .loop import write_json_atomic
+from .models import MODELS, build_model
+from .noise import KINDS, add_label_noise, transition_matrix
+from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
+from .refine import SAMPLERS, run_label_refinement
+from .selection import FUNCTIONS
+from .train import TrainConfig, classification_metrics, predict, train
+
+METHODS = ("cross_entropy", "coteaching", "coteaching_vog")
+
+NOISY_EXPERIMENTS = {
+    "pneumonia_noisy": {"dataset": "pneumoniamnist", "noise_rate": 0.4, "rare_classes": [0]},  # normal: 26%
+    "retina_noisy": {"dataset": "retinamnist", "noise_rate": 0.6, "rare_classes": [3, 4]},
+    "path_noisy": {"dataset": "pathmnist", "noise_rate": 0.8, "rare_classes": None},
+    "derma_noisy": {"dataset": "dermamnist", "noise_rate": 0.8, "rare_classes": None},
+}
+NOISY_OFFLINE = ("pneumonia_noisy", "retina_noisy")
+
+# quick shortens the authors' schedule (50 epochs, ramp 10, warm-up 10, window 5) to fit 2 CPU cores
+_QUICK = {"train_size": 1000, "epochs": 15, "batch_size": 64, "lr": 0.02, "ramp_epochs": 5, "warmup_epochs": 5,
+          "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2], "model": "small_cnn",
+          "samplers": list(SAMPLERS), "results_dir": "../results"}
+NOISY_PROFILES = {
+    "smoke": {**_QUICK, "train_size": 200, "epochs": 4, "ramp_epochs": 2, "warmup_epochs": 2, "window": 2,
+              "budget": 8, "rounds": 2, "finetune_epochs": 1, "seeds": [0], "results_dir": None},
+    "quick": _QUICK,
+    # the authors' settings: 50 epochs, cosine lr 0.01, batch 256, ResNet-18; 9 rounds of 70; fine-tune 25 epochs
+    "paper": {**_QUICK, "train_size": None, "epochs": 50, "batch_size": 256, "lr": 0.01, "ramp_epochs": 10,
+              "warmup_epochs": 10, "window": 5, "budget": 70,
+              "rounds": 9, "finetune_epochs": 25, "seeds": [0, 1, 2, 3, 4], "model": "resnet18",
+              "results_dir": "../results/paper"},
+}
+_NOISY_EXPERIMENT_PROFILE = {("retina_noisy", "quick"): {"train_size": None}}  # RetinaMNIST has 1,080 in all
+# Values no profile changes.
+NOISY_DEFAULTS = {"noise": "symmetric", "vog": "head", "mix_ratio": 0.2, "class_normalised": False,
+                  "phase2_from": "coteaching_vog", "smi_function": "flqmi", "correct_kept_noise": False,
+                  "device": "auto", "data_root": None, "verify_data": True}
+NOISY_PARAMETERS = ("profile", "dataset", "train_size", "noise", "noise_rate", "rare_classes", "forget_rate",
+                    "vog", "mix_ratio", "class_normalised", "epochs", "batch_size", "lr", "ramp_epochs",
+                    "warmup_epochs", "window", "phase2_from", "samplers", "smi_function", "budget", "rounds",
+                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "device", "results_dir", "data_root",
+                    "verify_data")
+
+
+@dataclass(frozen=True)
+class NoisyConfig:
+    experiment: str
+    profile: str
+    dataset: str
+    train_size: int | None  # None: the whole train split
+    noise: str
+    noise_rate: float
+    rare_classes: list  # the minority classes: the SMI sampler's query classes, and the reported rare accuracy
+    coteaching: CoTeachingConfig  # its vog is what coteaching_vog uses
+    train: TrainConfig
+    phase2_from: str
+    samplers: list
+    smi_function: str
+    budget: int
+    rounds: int
+    finetune: TrainConfig
+    correct_kept_noise: bool
+    seeds: list
+    model: str
+    device: str
+    results_dir: str | None
+    data_root: str | None
+    verify_data: bool
+
+    def table(self) -> pd.Series:
+        values = asdict(self)
+        for part in ("coteaching", "train", "finetune"):
+            values.update({f"{part}.{k}": v for k, v in values.pop(part).items()})
+        values["samplers"] = ", ".join(values["samplers"])
+        return pd.Series({k: str(v) for k, v in values.items()}, name="value")
+
+
+def configure_noisy(experiment: str, **params) -> NoisyConfig:
+    """Resolve a *_noisy notebook's parameters: None takes the profile's value; every value is checked."""
+    if experiment not in NOISY_EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; the label-noise experiments are "
+                          f"{sorted(NOISY_EXPERIMENTS)}")
+    unknown = sorted(set(params) - set(NOISY_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown} for {experiment}; the parameters are "
+                          f"{list(NOISY_PARAMETERS)}")
+    profile = params.get("profile") or "quick"
+    if profile not in NOISY_PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(NOISY_PROFILES)}")
+    defaults = {**NOISY_PROFILES[profile], **_NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
+                **NOISY_EXPERIMENTS[experiment], **NOISY_DEFAULTS}
+    p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in NOISY_PARAMETERS}
+    _need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
+    _need(p["train_size"] is None or (_is_int(p["train_size"]) and p["train_size"] >= 10), "train_size",
+          p["train_size"], "a whole number >= 10, or None for the whole train split")
+    _need(p["noise"] in KINDS[:2], "noise", p["noise"], f"one of {list(KINDS[:2])}")
+    _need(isinstance(p["noise_rate"], (int, float)) and 0 <= p["noise_rate"] < 1, "noise_rate", p["noise_rate"],
+          "a number in [0, 1)")
+    forget = p["noise_rate"] if p["forget_rate"] is None else p["forget_rate"]
+    rare = p["rare_classes"]
+    _need(rare is None or (isinstance(rare, (list, tuple)) and rare and all(_is_int(c) and c >= 0 for c in rare)),
+          "rare_classes", rare, "a non-empty list of class indices, or None for the classes below a uniform share")
+    for name in ("epochs", "batch_size", "ramp_epochs", "window", "budget", "rounds", "finetune_epochs"):
+        _need(_is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
+    _need(_is_int(p["warmup_epochs"]) and p["warmup_epochs"] >= 0, "warmup_epochs", p["warmup_epochs"],
+          "a whole number >= 0")
+    _need(p["window"] >= 2, "window", p["window"], "at least 2 (a standard deviation needs two snapshots)")
+    _need(p["vog"] in VOG_KINDS, "vog", p["vog"], f"one of {list(VOG_KINDS)}")
+    _need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
+    _need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
+          "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
+    samplers = list(SAMPLERS) if p["samplers"] == "all" else p["samplers"]
+    _need(isinstance(samplers, (list, tuple)) and samplers and set(samplers) <= set(SAMPLERS)
+          and len(set(samplers)) == len(samplers), "samplers", p["samplers"],
+          f"'all' or a list of distinct names from {list(SAMPLERS)}")
+    _need(p["smi_function"] in FUNCTIONS[:4], "smi_function", p["smi_function"], f"one of {list(FUNCTIONS[:4])}")
+    seeds = p["seeds"]
+    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
+          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
+    _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
+    for name in ("class_normalised", "correct_kept_noise", "verify_data"):
+        _need(isinstance(p[name], bool), name, p[name], "True or False")
+    for name in ("results_dir", "data_root", "device"):
+        _need(p[name] is None or isinstance(p[name], str), name, p[name], "a string or None")
+    try:
+        coteaching = CoTeachingConfig(forget, p["ramp_epochs"], p["vog"], p["mix_ratio"], p["warmup_epochs"],
+                                      p["window"], p["class_normalised"])
+        phase1 = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], schedule="cosine",
+                             weight_decay=1e-4)
+        finetune = TrainConfig(epochs=p["finetune_epochs"], batch_size=p["batch_size"], lr=p["lr"] / 10,
+                               weight_decay=1e-4)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"phase-1 parameters: {err}") from None
+    return NoisyConfig(experiment, profile, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
+                       None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], list(samplers),
+                       p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], list(seeds),
+                       p["model"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
+
+
+@dataclass(frozen=True)
+class NoisySplit:
+    """One seed's data: train positions (N,) into data.train, their true and noisy labels, the minority classes."""
+
+    train: np.ndarray
+    true: np.ndarray
+    noisy: np.ndarray
+    rare_classes: list
+
+
+def load_noisy_data(config: NoisyConfig) -> MedMNIST:
+    return load_medmnist(config.dataset, root=config.data_root, verify=config.verify_data)
+
+
+def noisy_split(data: MedMNIST, config: NoisyConfig, seed: int) -> NoisySplit:
+    """A seeded subset of the train split at its natural class balance, with seeded noise on its labels."""
+    rng = np.random.default_rng(seed)
+    n = len(data.train.labels)
+    size = n if config.train_size is None else config.train_size
+    if size > n:
+        raise ConfigError(f"train_size {size} is larger than the {n} images of {data.flag}'s train split")
+    train = np.sort(rng.permutation(n)[:size])
+    true = data.train.labels[train]
+    t = transition_matrix(data.n_classes, config.noise, config.noise_rate)
+    noisy = add_label_noise(true, t, seed=seed)
+    rare = config.rare_classes
+    if rare is None:
+        share = np.bincount(true, minlength=data.n_classes) / size
+        rare = np.flatnonzero(share < 1 / data.n_classes).tolist()
+    bad = [c for c in rare if c >= data.n_classes]
+    if bad:
+        raise ConfigError(f"rare_classes {bad} do not exist: {data.flag} has classes 0..{data.n_classes - 1}")
+    return NoisySplit(train, true, noisy, list(rare))
+
+
+def _phase1_paths(results_dir: Path, experiment: str, method: str, seed: int) -> tuple[Path, Path]:
+    path = results_dir / experiment / "phase1" / method / f"seed{seed}.json"
+    return path, path.with_suffix(".pt")
+
+
+def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: str, seed: int,
+               results_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """One LNL method on one seed: network 1 and its record (kept positions, clean recall, test metrics).
+
+    A finished record and its weights are read back instead of retrained."""
+    path, weights = _phase1_paths(results_dir, config.experiment, method, seed)
+    model = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
+    params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
+              "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
+              "model": config.model, "train": asdict(config.train), "coteaching": asdict(config.coteaching)}
+    if path.exists() and weights.exists():
+        record = json.loads(path.read_text())
+        if record["parameters"] == params:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            return model, record
+    images = data.train.images[split.train]
+    if method == "cross_entropy":
+        fit = train(model, images, split.noisy, config.train, config.device, seed, False)
+        kept, history, seconds = np.ones(len(split.train), bool), fit.history, fit.seconds
+    else:
+        peer = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed + 10_000)
+        ct = config.coteaching if method == "coteaching_vog" else CoTeachingConfig(
+            **{**asdict(config.coteaching), "vog": None})
+        result = co_teaching(model, peer, images, split.noisy, ct, config.train, config.device, seed)
+        kept, history, seconds = result.kept, result.history, result.seconds
+    metrics = classification_metrics(data.test.labels, predict(model, data.test.images, config.device))
+    record = {"parameters": params, "rare_classes": split.rare_classes, "kept": np.flatnonzero(kept).tolist(),
+              "clean_recall": clean_recall(kept, split.noisy, split.true, data.class_names).reset_index()
+              .to_dict("records"), "test": metrics, "seconds": seconds, "history": history}
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_name(weights.name + ".tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, weights)
+    write_json_atomic(path, record)  # last: a record only exists with its weights beside it
+    return model, record
+
+
+def run_noisy_experiment(data: MedMNIST, config: NoisyConfig, progress: bool = True) -> tuple[list, list]:
+    """Phase 1 (every method) and phase 2 (every sampler) for every seed: (phase-1 records, phase-2 records)."""
+    results_dir = Path(config.results_dir or tempfile.mkdtemp(prefix="clinical-utils-"))
+    steps = [(seed, what) for seed in config.seeds for what in [*METHODS, *config.samplers]]
+    phase1, phase2, splits, models = [], [], {}, {}
+    for seed, what in tqdm(steps, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+        if seed not in splits:
+            splits[seed] = noisy_split(data, config, seed)
+        split = splits[seed]
+        if what in METHODS:
+            model, record = run_phase1(data, config, split, what, seed, results_dir)
+            phase1.append(record)
+            if what == config.phase2_from:
+                models[seed] = (model.state_dict(), np.isin(np.arange(len(split.train)), record["kept"]))
+            continue
+        state, kept = models[seed]
+        model = build_model(config.model, data.n_channels, data.n_classes, data.size)
+        model.load_state_dict(state)
+        phase2.append(run_label_refinement(
+            model, data.train.images[split.train], split.noisy, split.true, kept, data.test.images,
+            data.test.labels, what, rounds=config.rounds, budget=config.budget, finetune=config.finetune,
+            rare_classes=split.rare_classes, seed=seed, device=config.device, smi_function=config.smi_function,
+            correct_kept_noise=config.correct_kept_noise,
+            record_path=record_path(results_dir, config.experiment, what, seed),
+            parameters={"experiment": config.experiment, "dataset": data.flag, "phase1": config.phase2_from,
+                        "noise": config.noise, "noise_rate": config.noise_rate, "train_size": len(split.train)}))
+    return phase1, phase2
+
+
+def recall_frame(phase1: list[dict]) -> pd.DataFrame:
+    """One row per (method, seed, class): clean recall and precision of what phase 1 kept."""
+    rows = []
+    for record in phase1:
+        for row in record["clean_recall"]:
+            rows.append({"method": record["parameters"]["method"], "seed": record["parameters"]["seed"], **row})
+    return pd.DataFrame(rows)
+
+
+def load_phase1_records(results_dir: str | Path, experiment: str) -> list[dict]:
+    """Every phase-1 record of an experiment: results_dir/<experiment>/phase1/<method>/seed<k>.json."""
+    return [json.loads(p.read_text()) for p in sorted(Path(results_dir, experiment, "phase1").glob("*/seed*.json"))]

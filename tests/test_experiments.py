@@ -1,0 +1,97 @@
+import json
+
+import nbformat
+import pytest
+
+from clinical_utils.experiments import (EXPERIMENTS, PARAMETERS, PROFILES, SETTING_PARAMETERS, ConfigError,
+                                        build_scenario, configure, load_data, record_path, run_experiment)
+from clinical_utils.loop import STRATEGIES
+from medmnist_fixtures import write_download_sets
+
+
+def test_none_takes_the_profile_value_and_literals_win():
+    smoke = configure("pneumonia_binary", profile="smoke")
+    assert (smoke.rounds, smoke.budget, smoke.seeds) == (PROFILES["smoke"]["rounds"], PROFILES["smoke"]["budget"],
+                                                         PROFILES["smoke"]["seeds"])
+    assert smoke.rare_classes == [1] and smoke.imbalance == 20 and smoke.results_dir is None
+    mine = configure("pneumonia_binary", profile="smoke", rounds=7, strategies="all", imbalance_ratio=100)
+    assert mine.rounds == 7 and mine.strategies == list(STRATEGIES) and mine.imbalance == 100
+    assert configure("pneumonia_binary").profile == "quick"
+    paper = configure("breast_binary", profile="paper")
+    assert paper.model == "resnet18" and paper.train.target_train_accuracy == 0.99 and paper.labeled == 40
+
+
+@pytest.mark.parametrize("name, value", [
+    ("rounds", 0), ("budget", 2.5), ("strategies", ["flqmi", "typo"]), ("strategies", ["random", "random"]),
+    ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
+    ("lr", 0), ("target_train_accuracy", 2), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
+    ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3)])
+def test_bad_values_name_the_parameter(name, value):
+    with pytest.raises(ConfigError, match=name if name not in ("lr", "target_train_accuracy") else "training"):
+        configure("pneumonia_binary", **{name: value})
+
+
+def test_unknown_names_profiles_and_experiments_are_rejected():
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['round'\].*rounds"):
+        configure("pneumonia_binary", round=3)
+    with pytest.raises(ConfigError, match="imbalance_factor"):  # a long-tail parameter on a binary experiment
+        configure("pneumonia_binary", imbalance_factor=10)
+    with pytest.raises(ConfigError, match="unknown profile 'fast'.*smoke"):
+        configure("pneumonia_binary", profile="fast")
+    with pytest.raises(ConfigError, match="unknown experiment"):
+        configure("pneumonia_longtail")
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_committed_notebooks_are_the_generated_ones(name):
+    """The notebooks come from notebooks/make_notebooks.py: the parameters cell lists exactly the names
+    `configure` takes, and no cell was edited by hand."""
+    import make_notebooks
+
+    committed = nbformat.read(make_notebooks.HERE / f"{name}.ipynb", as_version=4)
+    generated = make_notebooks.experiment_notebook(name)
+    assert [c.source for c in committed.cells] == [c.source for c in generated.cells]
+    params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in params.source.splitlines()}
+    assert names == set(PARAMETERS + SETTING_PARAMETERS[EXPERIMENTS[name]["setting"]])
+
+
+def test_summary_notebook_is_the_generated_one():
+    import make_notebooks
+
+    committed = nbformat.read(make_notebooks.HERE / "summary.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.summary_notebook().cells]
+
+
+@pytest.fixture
+def download_root(tmp_path):
+    return str(write_download_sets(tmp_path / "data"))
+
+
+@pytest.mark.parametrize("name", ["blood_binary", "path_longtail"])
+def test_smoke_scenarios_have_the_profile_sizes(name, download_root):
+    config = configure(name, profile="smoke", data_root=download_root, verify_data=False)
+    scenario = build_scenario(load_data(config), config, seed=0)
+    counts = scenario.counts
+    if config.setting == "binary":
+        assert (counts.loc[~counts.rare, "labeled"] == 20).all() and (counts.loc[counts.rare, "labeled"] == 1).all()
+        assert (counts.loc[~counts.rare, "pool"] == 40).all() and (counts.loc[counts.rare, "pool"] == 2).all()
+    else:
+        assert sorted(counts["labeled"], reverse=True)[0] == 20 and sorted(counts["labeled"])[0] == 1
+        assert counts["pool"].max() == 40 and counts.rare.sum() == len(counts) - len(counts) // 2
+    assert (counts["exemplars"] == 3).all()
+
+
+def test_run_experiment_writes_the_layout_and_reads_finished_runs_back(download_root, tmp_path):
+    config = configure("blood_binary", profile="smoke", data_root=download_root, verify_data=False,
+                       strategies=["random", "flqmi"], seeds=[0, 1], rounds=1, epochs=1,
+                       results_dir=str(tmp_path / "results"))
+    data = load_data(config)
+    records = run_experiment(data, config, progress=False)
+    paths = [record_path(tmp_path / "results", "blood_binary", s, k) for k in (0, 1) for s in ("random", "flqmi")]
+    assert all(p.exists() for p in paths) and len(records) == 4
+    assert [json.loads(p.read_text())["parameters"]["experiment"] for p in paths] == ["blood_binary"] * 4
+    written = [p.read_bytes() for p in paths]
+    again = run_experiment(data, config, progress=False)
+    assert [p.read_bytes() for p in paths] == written
+    assert [r["rounds"] for r in again] == [json.loads(w)["rounds"] for w in written]

@@ -1,0 +1,71 @@
+import json
+
+import nbformat
+import numpy as np
+import pytest
+
+from clinical_utils.experiments import ConfigError
+from clinical_utils.noisy_experiments import (METHODS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES,
+                                              configure_noisy, load_noisy_data, load_phase1_records, noisy_split,
+                                              recall_frame, run_noisy_experiment)
+from medmnist_fixtures import write_download_sets
+
+
+def test_configure_noisy_fills_from_the_profile_and_checks_values():
+    smoke = configure_noisy("retina_noisy", profile="smoke")
+    assert smoke.rounds == NOISY_PROFILES["smoke"]["rounds"] and smoke.noise_rate == 0.6
+    assert smoke.coteaching.forget_rate == 0.6 and smoke.coteaching.vog == "head"  # tau = the noise rate
+    assert configure_noisy("retina_noisy", forget_rate=0.5).coteaching.forget_rate == 0.5
+    for bad, message in (({"noise_rate": 1.0}, "noise_rate"), ({"samplers": ["badge"]}, "samplers"),
+                         ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
+                         ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
+                         ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),
+                         ({"epoch": 3}, r"unknown parameter\(s\) \['epoch'\]"), ({"profile": "full"}, "profile")):
+        with pytest.raises(ConfigError, match=message):
+            configure_noisy("retina_noisy", **bad)
+    with pytest.raises(ConfigError, match="label-noise experiments"):
+        configure_noisy("retina_longtail")
+
+
+@pytest.mark.parametrize("name", list(NOISY_EXPERIMENTS))
+def test_committed_noisy_notebooks_are_the_generated_ones(name):
+    import make_notebooks
+
+    committed = nbformat.read(make_notebooks.HERE / f"{name}.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.noisy_notebook(name).cells]
+    params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
+    assert [line.split("=")[0].strip() for line in params.source.splitlines()] == list(NOISY_PARAMETERS)
+
+
+def test_split_noise_and_default_minority_classes(tmp_path):
+    config = configure_noisy("path_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path)),
+                             verify_data=False, train_size=300)
+    data = load_noisy_data(config)
+    split = noisy_split(data, config, seed=4)
+    assert len(split.train) == 300 and (split.true == data.train.labels[split.train]).all()
+    assert abs((split.noisy != split.true).mean() - 0.8) < 0.02
+    share = np.bincount(split.true, minlength=9) / 300
+    assert split.rare_classes == np.flatnonzero(share < 1 / 9).tolist()
+    with pytest.raises(ConfigError, match="larger than"):
+        noisy_split(data, configure_noisy("path_noisy", profile="smoke", train_size=10**6, data_root=str(tmp_path),
+                                          verify_data=False), seed=0)
+
+
+def test_experiment_writes_phase1_and_phase2_records_and_reads_them_back(tmp_path):
+    config = configure_noisy("derma_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path / "d")),
+                             verify_data=False, samplers=["random", "smi"], results_dir=str(tmp_path / "r"))
+    data = load_noisy_data(config)
+    phase1, phase2 = run_noisy_experiment(data, config, progress=False)
+    assert [r["parameters"]["method"] for r in phase1] == list(METHODS)
+    assert len(load_phase1_records(tmp_path / "r", "derma_noisy")) == 3
+    assert (tmp_path / "r" / "derma_noisy" / "phase1" / "coteaching_vog" / "seed0.pt").exists()
+    ce = next(r for r in phase1 if r["parameters"]["method"] == "cross_entropy")
+    assert len(ce["kept"]) == config.train_size  # cross-entropy sets nothing aside
+    ct = next(r for r in phase1 if r["parameters"]["method"] == "coteaching")
+    assert len(ct["kept"]) < config.train_size
+    assert set(recall_frame(phase1)["method"]) == set(METHODS)
+    records = sorted((tmp_path / "r" / "derma_noisy").glob("*/seed0.json"))
+    assert [p.parent.name for p in records] == ["random", "smi"]
+    written = [p.read_bytes() for p in records]
+    again1, again2 = run_noisy_experiment(data, config, progress=False)
+    assert [p.read_bytes() for p in records] == written and again1 == json.loads(json.dumps(phase1))
