@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(NOTEBOOKS)}")
     names = [n for n in NOTEBOOKS if args.only is None or n in args.only]
+    if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
+        os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:
         outcomes = run_batch(names, args.profile, _parse_set(args.overrides), args.force, root)
     except ConfigError as err:

@@ -82,6 +82,15 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
     assert "run this from the repository root" in capsys.readouterr().err
 
 
+def test_a_relative_data_root_is_made_absolute_for_the_kernels(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MEDMNIST_ROOT", "data")
+    monkeypatch.setattr(reproduce, "run_batch", lambda *args: [])
+    monkeypatch.setattr(reproduce, "report", lambda *args: "")
+    assert reproduce.main(["--only", "blood_binary"]) == 0
+    assert reproduce.os.environ["MEDMNIST_ROOT"] == str(repo / "data")
+
+
 def test_set_values_are_python_literals_or_strings():
     assert reproduce._parse_set(["seeds=[0, 1]", "device=cuda", "lr=0.1", "pool_per_class=None"]) == {
         "seeds": [0, 1], "device": "cuda", "lr": 0.1, "pool_per_class": None}
