@@ -16,7 +16,6 @@ mean) and per-class normalisation (z-scores within each given label).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .train import TrainConfig, _as_uint8_tensor, _normalise, predict, resolve_device
+from .train import TrainConfig, _as_uint8_tensor, _normalise, epoch_batches, optimizer, predict, resolve_device
 
 VOG_KINDS = ("head", "input")
 
@@ -128,13 +127,7 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
     n = len(labels)
     cuda = device.type == "cuda"
     models = (model_a.to(device), model_b.to(device))
-    opts = [torch.optim.SGD(m.parameters(), lr=train_config.lr, momentum=train_config.momentum,
-                            weight_decay=train_config.weight_decay) if train_config.optimizer == "sgd" else
-            torch.optim.Adam(m.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
-            for m in models]
-    steps = train_config.epochs * math.ceil(n / train_config.batch_size)
-    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, steps) if train_config.schedule == "cosine" else None
-              for o in opts]
+    opts, scheds = zip(*(optimizer(m, train_config, n) for m in models))
     rates = forget_schedule(config.forget_rate, config.ramp_epochs, train_config.epochs)
     snapshots = [deque(maxlen=config.window), deque(maxlen=config.window)]
     vog = [None, None]
@@ -143,21 +136,12 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
     history, start = [], time.perf_counter()
     for epoch in range(train_config.epochs):
         use_vog = config.vog is not None and epoch >= config.warmup_epochs and vog[0] is not None
-        order = torch.randperm(n, generator=gen)
-        flips = torch.rand(n, generator=gen) < 0.5
         kept_a[:] = False
         sums = np.zeros(2)
         for m in models:
             m.train()
-        for lo in range(0, n, train_config.batch_size):
-            idx = order[lo:lo + train_config.batch_size]
-            if len(idx) < 2:
-                continue
-            idx_dev = idx.to(device)
-            x = _normalise(x_all[idx_dev], cuda)
-            if train_config.flip:
-                x = torch.where(flips[idx].to(device)[:, None, None, None], x.flip(3), x)
-            y = y_all[idx_dev]
+        for idx, x in epoch_batches(x_all, train_config, gen):
+            y = y_all[idx.to(device)]
             keep = int((1 - rates[epoch]) * len(idx))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = [m(x) for m in models]

@@ -89,6 +89,40 @@ def _normalise(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def optimizer(model: torch.nn.Module, config: TrainConfig, n: int):
+    """The optimizer `config` names for `model`, and its per-step cosine schedule (None for constant) over
+    config.epochs epochs of n images."""
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * math.ceil(n / config.batch_size)
+    return opt, (torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps) if config.schedule == "cosine"
+                 else None)
+
+
+def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator):
+    """One epoch of training batches: (indices (B,) on the CPU, normalised and flipped images on x_all's device).
+
+    The order and the flips come from `gen`, drawn at the start of the epoch, so the stream does not depend on
+    the device. A last batch of one image is skipped (BatchNorm cannot train on it; it is drawn again next epoch).
+    """
+    n = len(x_all)
+    order = torch.randperm(n, generator=gen)
+    flips = torch.rand(n, generator=gen) < 0.5
+    cuda = x_all.device.type == "cuda"
+    for lo in range(0, n, config.batch_size):
+        idx = order[lo:lo + config.batch_size]
+        if len(idx) < 2:
+            continue
+        idx_dev = idx.to(x_all.device)
+        x = _normalise(x_all[idx_dev], cuda)
+        if config.flip:
+            x = torch.where(flips[idx].to(x_all.device)[:, None, None, None], x.flip(3), x)
+        yield idx, x
+
+
 def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainConfig(),
           device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> TrainResult:
     """Train `model` in place on uint8 images (N, C, H, W) and integer labels (N,).
@@ -105,35 +139,18 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    params = model.parameters()
-    if config.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    batches_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = config.epochs * batches_per_epoch
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps) if config.schedule == "cosine"
-             else None)
+    opt, sched = optimizer(model, config, n)
     gen = torch.Generator().manual_seed(seed)  # CPU generator: same stream on every device
     history, start = [], time.perf_counter()
     bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if progress is None else not progress,
                leave=False)
     model.train()
     for _ in bar:
-        order = torch.randperm(n, generator=gen)
-        flips = torch.rand(n, generator=gen) < 0.5
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for lo in range(0, n, config.batch_size):
-            idx = order[lo:lo + config.batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on a single image; it is drawn again next epoch
-                continue
-            idx_dev = idx.to(device)
-            x = _normalise(x_all[idx_dev], cuda)
-            if config.flip:
-                x = torch.where(flips[idx].to(device)[:, None, None, None], x.flip(3), x)
-            y = y_all[idx_dev]
+        for idx, x in epoch_batches(x_all, config, gen):
+            y = y_all[idx.to(device)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
