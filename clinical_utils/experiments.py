@@ -117,6 +117,20 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def names_from(name: str, value, allowed) -> list:
+    """'all', or a non-empty list of distinct names from `allowed`, as a list."""
+    names = list(allowed) if value == "all" else value
+    _need(isinstance(names, (list, tuple)) and names and set(names) <= set(allowed)
+          and len(set(names)) == len(names), name, value, f"'all' or a list of distinct names from {list(allowed)}")
+    return list(names)
+
+
+def seeds_from(seeds) -> list:
+    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
+          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
+    return list(seeds)
+
+
 def configure(experiment: str, **params) -> Config:
     """Resolve a notebook's parameters: None takes the profile's value; every value is checked."""
     if experiment not in EXPERIMENTS:
@@ -156,13 +170,8 @@ def configure(experiment: str, **params) -> Config:
     _need(_is_int(labeled) and labeled >= 1, names[0], labeled, "a positive whole number")
     _need(pool is None or (_is_int(pool) and pool >= 1), names[1], pool,
           "a positive whole number, or None for all the train split allows")
-    strategies = list(STRATEGIES) if p["strategies"] == "all" else p["strategies"]
-    _need(isinstance(strategies, (list, tuple)) and strategies and set(strategies) <= set(STRATEGIES)
-          and len(set(strategies)) == len(strategies), "strategies", p["strategies"],
-          f"'all' or a list of distinct names from {list(STRATEGIES)}")
-    seeds = p["seeds"]
-    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
+    strategies = names_from("strategies", p["strategies"], STRATEGIES)
+    seeds = seeds_from(p["seeds"])
     _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     _need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
     _need(isinstance(p["device"], str), "device", p["device"], "'auto', 'cpu', 'cuda' or 'mps'")
@@ -177,7 +186,7 @@ def configure(experiment: str, **params) -> Config:
         raise ConfigError(f"training parameters: {err}") from None
     return Config(experiment, profile, p["dataset"], spec["setting"], None if rare is None else list(rare),
                   imbalance, labeled, pool, p["exemplars_per_class"], p["balanced_test"], p["budget"], p["rounds"],
-                  list(strategies), list(seeds), p["model"], train, p["queries"], p["device"], p["results_dir"],
+                  strategies, seeds, p["model"], train, p["queries"], p["device"], p["results_dir"],
                   p["data_root"], p["verify_data"])
 
 

@@ -84,6 +84,22 @@ def uncertainty_select(strategy: str, model, probs: np.ndarray, feats: np.ndarra
         strategy](probs, budget)
 
 
+def open_record(path: Path | None, parameters: dict, rare_classes, device) -> dict:
+    """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
+    A stored record with other parameters is an error, so a run only ever resumes its own rounds."""
+    record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": _versions(),
+              "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}
+    if path is not None and path.exists():
+        previous = json.loads(path.read_text())
+        if previous["parameters"] != parameters:
+            raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path "
+                             f"(stored: {previous['parameters']}, asked: {parameters})")
+        if previous["finished"]:
+            return previous
+        record["rounds"] = previous["rounds"]
+    return record
+
+
 def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.ndarray, rare_classes,
             query_images, query_labels, budget: int, seed: int, device, smi_params: dict) -> np.ndarray:
     """Positions into `pool` (budget,), in pick order."""
@@ -135,22 +151,15 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     smi_params = dict(smi_params or {})
     device = resolve_device(device)
     k = data.n_classes
-    parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind, "strategy": strategy,
-                  "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
+    parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind,
+                  "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
                   "seed": seed, "queries": queries, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
                   "scenario_sha1": _fingerprint(scenario)}
     path = None if record_path is None else Path(record_path)
-    record = {"parameters": parameters, "rare_classes": list(scenario.rare_classes), "versions": _versions(),
-              "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}
-    if path is not None and path.exists():
-        previous = json.loads(path.read_text())
-        if previous["parameters"] != parameters:
-            raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path "
-                             f"(stored: {previous['parameters']}, asked: {parameters})")
-        if previous["finished"]:
-            return previous
-        record["rounds"] = previous["rounds"]
+    record = open_record(path, parameters, scenario.rare_classes, device)
+    if record["finished"]:
+        return record
     labeled = np.array(scenario.labeled)
     in_pool = np.ones(len(scenario.pool), bool)
     picked_rare = []  # train indices of rare images found so far: they join the query set

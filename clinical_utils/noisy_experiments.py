@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
-from .experiments import ConfigError, _is_int, _need, record_path
+from .experiments import ConfigError, _is_int, _need, names_from, record_path, seeds_from
 from .loop import write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -133,14 +133,9 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     _need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
     _need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
           "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
-    samplers = list(SAMPLERS) if p["samplers"] == "all" else p["samplers"]
-    _need(isinstance(samplers, (list, tuple)) and samplers and set(samplers) <= set(SAMPLERS)
-          and len(set(samplers)) == len(samplers), "samplers", p["samplers"],
-          f"'all' or a list of distinct names from {list(SAMPLERS)}")
+    samplers = names_from("samplers", p["samplers"], SAMPLERS)
     _need(p["smi_function"] in FUNCTIONS[:4], "smi_function", p["smi_function"], f"one of {list(FUNCTIONS[:4])}")
-    seeds = p["seeds"]
-    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
+    seeds = seeds_from(p["seeds"])
     _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     for name in ("class_normalised", "correct_kept_noise", "verify_data"):
         _need(isinstance(p[name], bool), name, p[name], "True or False")
@@ -156,8 +151,8 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"phase-1 parameters: {err}") from None
     return NoisyConfig(experiment, profile, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
-                       None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], list(samplers),
-                       p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], list(seeds),
+                       None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], samplers,
+                       p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], seeds,
                        p["model"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
 
 

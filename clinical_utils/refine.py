@@ -13,7 +13,6 @@ cost of the labels).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .loop import UNCERTAINTY, _git_commit, _versions, uncertainty_select, write_json_atomic
+from .loop import UNCERTAINTY, open_record, uncertainty_select, write_json_atomic
 from .selection import FUNCTIONS, coreset_select, gradient_embedding, random_select, smi_select
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
@@ -57,8 +56,9 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
     images uint8 (N, C, H, W), noisy_labels / true_labels (N,), kept (N,) bool from phase 1. Per round the record
     holds per-class and overall test metrics, the training set's size per given label, the picks, how many labels
     were corrected so far, and the remaining noise rate: the share of all N labels still wrong (the pool's
-    included, so it falls by exactly corrected / N per round; what was trained on is `labeled_per_class`). A record at `record_path` is
-    continued: finished rounds are replayed (their picks, their fine-tuning), not re-selected.
+    included, so it falls by exactly corrected / N per round; what was trained on is `labeled_per_class`).
+    A record at `record_path` is continued: finished rounds are replayed (their picks, their fine-tuning), not
+    re-selected.
     `parameters`: extra entries for the record's parameters (experiment, phase-1 method, ...).
     """
     if sampler not in SAMPLERS:
@@ -76,16 +76,10 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
               "finetune": finetune.__dict__.copy(), "smi_function": smi_function,
               "correct_kept_noise": correct_kept_noise, "kept": int(kept.sum()), "n": len(kept)}
     path = None if record_path is None else Path(record_path)
-    record = {"parameters": params, "rare_classes": [int(c) for c in rare_classes], "versions": _versions(),
-              "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}
-    done = []
-    if path is not None and path.exists():
-        previous = json.loads(path.read_text())
-        if previous["parameters"] != params:
-            raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path")
-        if previous["finished"]:
-            return previous
-        done = previous["rounds"]
+    record = open_record(path, params, rare_classes, device)
+    if record["finished"]:
+        return record
+    done = len(record["rounds"])  # rounds replayed, not re-selected or re-evaluated
     labels = noisy_labels.copy()
     if correct_kept_noise:
         labels[kept] = true_labels[kept]
@@ -94,23 +88,21 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
         rseed = 1000 * seed + round_
         selected, select_seconds, fit_seconds = np.zeros(0, np.int64), 0.0, 0.0
         if round_ > 0:
-            training = np.flatnonzero(kept | relabeled)
             pool = np.flatnonzero(~kept & ~relabeled)
             start = time.perf_counter()
-            if round_ < len(done):
-                selected = np.asarray(done[round_]["selected"], np.int64)
+            if round_ < done:
+                selected = np.asarray(record["rounds"][round_]["selected"], np.int64)
             else:
-                selected = pool[_select(sampler, model, images, labels, pool, training, rare_classes, budget, rseed,
-                                        device, smi_function)]
+                selected = pool[_select(sampler, model, images, labels, pool, np.flatnonzero(kept | relabeled),
+                                        rare_classes, budget, rseed, device, smi_function)]
             select_seconds = time.perf_counter() - start
             labels[selected] = true_labels[selected]  # the expert's answer
             relabeled[selected] = True
-            training = np.flatnonzero(kept | relabeled)
-            fit_seconds = train(model, images[training], labels[training], finetune, device, rseed, False).seconds
-        if round_ < len(done):
-            record["rounds"].append(done[round_])
-            continue
         training = np.flatnonzero(kept | relabeled)
+        if round_ > 0:
+            fit_seconds = train(model, images[training], labels[training], finetune, device, rseed, False).seconds
+        if round_ < done:
+            continue
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
         record["rounds"].append({
