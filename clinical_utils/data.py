@@ -271,8 +271,9 @@ def long_tail(data: MedMNIST, imbalance_factor: float, labeled_max: int, pool_ma
     """Class sizes decay exponentially from head to tail, in the labeled set and in the pool.
 
     `order` lists the classes from head (rank 0) to tail; default: by train frequency, most frequent
-    first, ties by class index. `pool_max` None takes the largest head size every class can satisfy.
-    `rare_classes` default: the tail half of `order` (ranks >= C // 2).
+    first, ties by class index: to make one class the tail, put it last. `pool_max` None takes the largest head
+    size every class can satisfy. `rare_classes` default: the tail half of `order` (ranks >= C // 2); given, they
+    must be no larger than any other class (a DataError says how to order them otherwise).
     """
     k = data.n_classes
     if imbalance_factor < 1:
@@ -287,9 +288,18 @@ def long_tail(data: MedMNIST, imbalance_factor: float, labeled_max: int, pool_ma
     rank = np.empty(k, np.int64)
     rank[list(order)] = np.arange(k)
     rare = _check_classes(order[k // 2:] if rare_classes is None else rare_classes, k, "rare_classes")
+    sizes = long_tail_sizes(labeled_max, imbalance_factor, k)[rank]
+    common = [c for c in range(k) if c not in rare]
+    if rare and common and sizes[list(rare)].max() > sizes[common].min():
+        big = max(rare, key=lambda c: sizes[c])
+        small = min(common, key=lambda c: sizes[c])
+        raise DataError(f"rare_classes {list(rare)} contradict the class sizes: rare class {big} "
+                        f"({data.class_names[big]}) gets {sizes[big]} labeled images, more than class {small} "
+                        f"({data.class_names[small]}, {sizes[small]}), which is not rare. Put the rare classes "
+                        f"at the tail with order= (head first, e.g. {[c for c in order if c not in rare] + list(rare)})"
+                        " or leave rare_classes=None for the tail half of the order.")
     rng = np.random.default_rng(seed)
-    labeled = _draw(rng, labels, np.ones(len(labels), bool),
-                    long_tail_sizes(labeled_max, imbalance_factor, k)[rank], data.class_names, "labeled set")
+    labeled = _draw(rng, labels, np.ones(len(labels), bool), sizes, data.class_names, "labeled set")
     remaining = np.ones(len(labels), bool)
     remaining[labeled] = False
     if pool_max is None:

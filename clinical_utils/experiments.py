@@ -10,6 +10,7 @@ batch 20, 5 seeds, 10 rounds of 20; for a GPU).
 """
 from __future__ import annotations
 
+import difflib
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .data import MedMNIST, Scenario, binary_imbalance, load_medmnist, long_tail
-from .loop import QUERY_MODES, STRATEGIES, run_active_learning
+from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
 from .train import TrainConfig
 
@@ -43,31 +44,43 @@ OFFLINE = ("pneumonia_binary", "breast_binary", "retina_longtail")  # the sets t
 _COMMON = {"rounds": 5, "budget": 20, "seeds": [0, 1, 2], "strategies": list(STRATEGIES), "model": "small_cnn",
            "epochs": 10, "batch_size": 32, "lr": 0.01, "target_train_accuracy": None, "exemplars_per_class": 10,
            "labeled_per_class": 100, "pool_per_class": None, "labeled_max": 100, "pool_max": None,
-           "results_dir": "../results"}  # relative to notebooks/, where the notebooks' kernels run
+           "results_dir": "../results/runs/quick"}  # relative to notebooks/, where the kernels run
 PROFILES = {
     "smoke": {**_COMMON, "results_dir": None, "rounds": 2, "budget": 4, "seeds": [0], "epochs": 3,
               "exemplars_per_class": 3, "labeled_per_class": 20, "pool_per_class": 40, "labeled_max": 20,
               "pool_max": 40},
     "quick": _COMMON,
     # TRUST's and DISTIL's rare-class demos: batch 20, lr 0.01, retrain until 99% training accuracy.
-    "paper": {**_COMMON, "results_dir": "../results/paper", "rounds": 10, "seeds": [0, 1, 2, 3, 4],
+    "paper": {**_COMMON, "results_dir": "../results/runs/paper", "rounds": 10, "seeds": [0, 1, 2, 3, 4],
               "model": "resnet18", "epochs": 150, "batch_size": 20, "target_train_accuracy": 0.99,
               "exemplars_per_class": 20, "pool_per_class": 1050, "pool_max": 1000},
+    # The authors' protocol at a size 2 CPU cores finish, for pneumonia_binary: TRUST's 20:1 demo split (labeled
+    # 100 / 5, pool 1050 / 53, 20 exemplars per class from val, balanced test), ResNet-18 (28), batch 20, SGD lr
+    # 0.01, retrained from scratch each round until 99% training accuracy, at most 25 epochs; 4 rounds of 20;
+    # the strategies the authors' pipeline was run with for comparison (README).
+    "paper_cpu": {**_COMMON, "results_dir": "../results/runs/paper_cpu", "rounds": 4, "seeds": [0, 1, 2],
+                  "strategies": ["flmi", "flqmi", "gcmi", "logdetmi", "entropy", "badge", "random"],
+                  "model": "resnet18", "epochs": 25, "batch_size": 20, "target_train_accuracy": 0.99,
+                  "exemplars_per_class": 20, "pool_per_class": 1050, "pool_max": 1000},
 }
 # Where a profile's value does not fit a set: BreastMNIST has 546 train images in all.
 _EXPERIMENT_PROFILE = {
     ("breast_binary", "quick"): {"labeled_per_class": 40, "budget": 10, "epochs": 30},  # 42 images: more passes
     ("breast_binary", "paper"): {"labeled_per_class": 40, "pool_per_class": None, "budget": 10},
+    ("breast_binary", "paper_cpu"): {"labeled_per_class": 40, "pool_per_class": None, "budget": 10},
     ("retina_longtail", "quick"): {"labeled_max": 60, "exemplars_per_class": 5},  # val has 6 of class 4
     ("retina_longtail", "paper"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
+    ("retina_longtail", "paper_cpu"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
 }
 # Values no profile changes (balanced_test: True for binary imbalance, False for long-tail).
-DEFAULTS = {"queries": "all", "device": "auto", "data_root": None, "verify_data": True}
+DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "device": "auto", "data_root": None,
+            "verify_data": True}
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
-                      "longtail": ("imbalance_factor", "labeled_max", "pool_max")}
+                      "longtail": ("imbalance_factor", "order", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
               "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "queries",
-              "device", "results_dir", "data_root", "verify_data")
+              "embedding", "device", "results_dir", "data_root", "verify_data")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class ConfigError(ValueError):
@@ -84,6 +97,7 @@ class Config:
     setting: str
     rare_classes: list | None
     imbalance: float  # binary: common / rare images; longtail: head / tail class size
+    order: list | None  # longtail: the classes from head to tail (None: by train frequency); binary: None
     labeled: int  # binary: per common class; longtail: the head class
     pool: int | None  # likewise; None: all the train split allows
     exemplars_per_class: int
@@ -95,6 +109,7 @@ class Config:
     model: str
     train: TrainConfig
     queries: str
+    embedding: str
     device: str
     results_dir: str | None
     data_root: str | None
@@ -131,15 +146,25 @@ def seeds_from(seeds) -> list:
     return list(seeds)
 
 
+def check_names(given, allowed, where: str) -> None:
+    """Unknown parameter names are an error naming each one, its closest valid name first, and the valid names."""
+    unknown = [n for n in given if n not in allowed]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.5)
+            hints.append(f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+        raise ConfigError(f"unknown parameter(s) for {where}: {', '.join(hints)}; the parameters it takes are "
+                          f"{sorted(allowed)}")
+
+
 def configure(experiment: str, **params) -> Config:
     """Resolve a notebook's parameters: None takes the profile's value; every value is checked."""
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; the experiments are {sorted(EXPERIMENTS)}")
     spec = EXPERIMENTS[experiment]
     allowed = PARAMETERS + SETTING_PARAMETERS[spec["setting"]]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown} for {experiment}; the parameters are {list(allowed)}")
+    check_names(params, allowed, experiment)
     profile = params.get("profile") or "quick"
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
@@ -174,7 +199,12 @@ def configure(experiment: str, **params) -> Config:
     seeds = seeds_from(p["seeds"])
     _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     _need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
-    _need(isinstance(p["device"], str), "device", p["device"], "'auto', 'cpu', 'cuda' or 'mps'")
+    _need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
+    _need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
+    order = p.get("order")
+    _need(order is None or (isinstance(order, (list, tuple)) and all(_is_int(c) and c >= 0 for c in order)
+                            and len(set(order)) == len(order)), "order", order,
+          "None (by train frequency) or a list of every class index once, from head (most images) to tail")
     for name in ("balanced_test", "verify_data"):
         _need(isinstance(p[name], bool), name, p[name], "True or False")
     for name in ("results_dir", "data_root"):
@@ -185,9 +215,9 @@ def configure(experiment: str, **params) -> Config:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
     return Config(experiment, profile, p["dataset"], spec["setting"], None if rare is None else list(rare),
-                  imbalance, labeled, pool, p["exemplars_per_class"], p["balanced_test"], p["budget"], p["rounds"],
-                  strategies, seeds, p["model"], train, p["queries"], p["device"], p["results_dir"],
-                  p["data_root"], p["verify_data"])
+                  imbalance, None if order is None else list(order), labeled, pool, p["exemplars_per_class"],
+                  p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train, p["queries"],
+                  p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
 
 
 def load_data(config: Config) -> MedMNIST:
@@ -199,7 +229,8 @@ def build_scenario(data: MedMNIST, config: Config, seed: int) -> Scenario:
     if config.setting == "binary":
         return binary_imbalance(data, config.rare_classes, config.imbalance, config.labeled, config.pool,
                                 config.exemplars_per_class, config.balanced_test, seed)
-    return long_tail(data, config.imbalance, config.labeled, config.pool, rare_classes=config.rare_classes,
+    return long_tail(data, config.imbalance, config.labeled, config.pool, order=config.order,
+                     rare_classes=config.rare_classes,
                      exemplars_per_class=config.exemplars_per_class, balanced_test=config.balanced_test, seed=seed)
 
 
@@ -214,12 +245,12 @@ def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> lis
     """
     results_dir = config.results_dir or tempfile.mkdtemp(prefix="clinical-utils-")
     runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
-    records, scenarios = [], {}
+    records, scenarios, initial_models = [], {}, {}
     for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
         if seed not in scenarios:
             scenarios[seed] = build_scenario(data, config, seed)
         records.append(run_active_learning(
             data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
             train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,
-            experiment=config.experiment, record_path=record_path(results_dir, config.experiment, strategy, seed)))
+            experiment=config.experiment, embedding=config.embedding, initial_models=initial_models, record_path=record_path(results_dir, config.experiment, strategy, seed)))
     return records

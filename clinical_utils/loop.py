@@ -29,6 +29,12 @@ from .train import TrainConfig, classification_metrics, predict, resolve_device,
 
 STRATEGIES = FUNCTIONS + BASELINES
 QUERY_MODES = ("all", "misclassified")
+# What the SMI functions compare. "gradients": the authors' gradient embeddings, pool images at their predicted
+# label. When the model predicts no pool image rare, e = p - onehot(common) points away from every rare query's
+# e, so the images most like the queries score lowest (see the README). "gradients_rare": pool images at their
+# most probable rare class (the gradient the image would give if it were rare), which keeps the feature
+# similarity's order. "features": the penultimate features alone.
+EMBEDDINGS = ("gradients", "gradients_rare", "features")
 
 
 def _round_seed(seed: int, round_: int) -> int:
@@ -100,8 +106,19 @@ def open_record(path: Path | None, parameters: dict, rare_classes, device) -> di
     return record
 
 
+def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
+    """The embedding `embedding` names, for points with true `labels` (None: pool points, label unknown)."""
+    if embedding == "features":
+        return feats
+    if labels is None and embedding == "gradients_rare":
+        rare = np.asarray(rare_classes)
+        labels = rare[probs[:, rare].argmax(1)]
+    return gradient_embedding(probs, feats, labels=labels)
+
+
 def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.ndarray, rare_classes,
-            query_images, query_labels, budget: int, seed: int, device, smi_params: dict) -> np.ndarray:
+            query_images, query_labels, budget: int, seed: int, device, smi_params: dict,
+            embedding: str = "gradients") -> np.ndarray:
     """Positions into `pool` (budget,), in pick order."""
     if strategy == "random":
         return random_select(len(pool), budget, seed)
@@ -114,13 +131,13 @@ def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.
         _, labeled_feats = predict(model, data.train.images[labeled], device, features=True)
         return coreset_select(feats, labeled_feats, budget)
     q_probs, q_feats = predict(model, query_images, device, features=True)
-    pool_emb = gradient_embedding(probs, feats)
-    query_emb = gradient_embedding(q_probs, q_feats, labels=query_labels)
+    pool_emb = _smi_embedding(probs, feats, embedding, rare_classes=rare_classes)
+    query_emb = _smi_embedding(q_probs, q_feats, embedding, labels=query_labels)
     private = None
     if strategy in ("flcmi", "logdetcmi"):  # condition on what is already covered: the labeled common images
         common = labeled[~np.isin(data.train.labels[labeled], rare_classes)]
         p_probs, p_feats = predict(model, data.train.images[common], device, features=True)
-        private = gradient_embedding(p_probs, p_feats, labels=data.train.labels[common])
+        private = _smi_embedding(p_probs, p_feats, embedding, labels=data.train.labels[common])
     return smi_select(strategy, pool_emb, query_emb, budget, private, **smi_params)
 
 
@@ -128,19 +145,25 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                         model_name: str = "small_cnn", train_config: TrainConfig = TrainConfig(), seed: int = 0,
                         device: str = "auto", record_path: str | os.PathLike | None = None, queries: str = "all",
                         smi_params: dict | None = None, progress: bool | None = None,
-                        experiment: str | None = None) -> dict:
+                        experiment: str | None = None, embedding: str = "gradients",
+                        initial_models: dict | None = None) -> dict:
     """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
 
     strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
     take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare
     exemplars, or only those the model "misclassified" (all of them when it misclassifies none). smi_params:
     keyword arguments for `smi_select` (eta, nu, lam, kernel). experiment: a name stored with the parameters.
-    A finished record at `record_path` is returned as it is.
+    embedding: what the SMI functions compare (`EMBEDDINGS`). initial_models: a dict shared by the runs of one
+    seed: round 0 (the same for every strategy) is trained once and its weights kept there.
+    A finished record at `record_path` is returned as it is. The labeled set is kept sorted, so equal picks give
+    equal training sets, batches and models whatever order they were picked in.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     if queries not in QUERY_MODES:
         raise ValueError(f"queries must be one of {QUERY_MODES}, got {queries!r}")
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     if rounds < 0 or budget < 1:
         raise ValueError(f"need rounds >= 0 and budget >= 1; got rounds={rounds}, budget={budget}")
     if rounds * budget > len(scenario.pool):
@@ -153,7 +176,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     k = data.n_classes
     parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind,
                   "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
-                  "seed": seed, "queries": queries, "smi_params": smi_params,
+                  "seed": seed, "queries": queries, "embedding": embedding, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
                   "scenario_sha1": _fingerprint(scenario)}
     path = None if record_path is None else Path(record_path)
@@ -167,9 +190,10 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     def reveal(chosen: np.ndarray) -> None:
         """The oracle labels the chosen train images: they leave the pool, rare ones join the queries."""
         nonlocal labeled
-        labeled = np.concatenate([labeled, chosen])
+        labeled = np.sort(np.concatenate([labeled, chosen]))  # canonical: pick order must not change training
         in_pool[np.searchsorted(scenario.pool, chosen)] = False
         picked_rare.extend(i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes)
+        picked_rare.sort()
 
     for done in record["rounds"][1:]:  # replay what earlier runs picked
         reveal(np.asarray(done["selected"], dtype=np.int64))
@@ -195,13 +219,21 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                     query_images, query_labels = query_images[wrong], query_labels[wrong]
             start = time.perf_counter()
             positions = _select(strategy, picker, data, pool, labeled, scenario.rare_classes, query_images,
-                                query_labels, budget, rseed, device, smi_params)
+                                query_labels, budget, rseed, device, smi_params, embedding)
             select_seconds = time.perf_counter() - start
             selected = pool[positions]
             reveal(selected)
         model = build_model(model_name, data.n_channels, k, data.size, seed=rseed)
-        fit = train(model, data.train.images[labeled], data.train.labels[labeled], train_config, device, rseed,
-                    progress)
+        shared = initial_models is not None and round_ == 0
+        key = (parameters["scenario_sha1"], model_name, str(train_config), seed, str(device))
+        if shared and key in initial_models:
+            state, fit = initial_models[key]
+            model.load_state_dict(state)
+        else:
+            fit = train(model, data.train.images[labeled], data.train.labels[labeled], train_config, device, rseed,
+                        progress)
+            if shared:
+                initial_models[key] = ({n: t.detach().clone() for n, t in model.state_dict().items()}, fit)
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
         record["rounds"].append({

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
-from .experiments import ConfigError, _is_int, _need, names_from, record_path, seeds_from
+from .experiments import ConfigError, _is_int, _need, check_names, names_from, record_path, seeds_from
 from .loop import write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -43,7 +43,7 @@ NOISY_OFFLINE = ("pneumonia_noisy", "retina_noisy")
 # quick shortens the authors' schedule (50 epochs, ramp 10, warm-up 10, window 5) to fit 2 CPU cores
 _QUICK = {"train_size": 1000, "epochs": 15, "batch_size": 64, "lr": 0.02, "ramp_epochs": 5, "warmup_epochs": 5,
           "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2], "model": "small_cnn",
-          "samplers": list(SAMPLERS), "results_dir": "../results"}
+          "samplers": list(SAMPLERS), "results_dir": "../results/runs/quick"}
 NOISY_PROFILES = {
     "smoke": {**_QUICK, "train_size": 200, "epochs": 4, "ramp_epochs": 2, "warmup_epochs": 2, "window": 2,
               "budget": 8, "rounds": 2, "finetune_epochs": 1, "seeds": [0], "results_dir": None},
@@ -52,7 +52,7 @@ NOISY_PROFILES = {
     "paper": {**_QUICK, "train_size": None, "epochs": 50, "batch_size": 256, "lr": 0.01, "ramp_epochs": 10,
               "warmup_epochs": 10, "window": 5, "budget": 70,
               "rounds": 9, "finetune_epochs": 25, "seeds": [0, 1, 2, 3, 4], "model": "resnet18",
-              "results_dir": "../results/paper"},
+              "results_dir": "../results/runs/paper"},
 }
 _NOISY_EXPERIMENT_PROFILE = {("retina_noisy", "quick"): {"train_size": None}}  # RetinaMNIST has 1,080 in all
 # Values no profile changes.
@@ -104,10 +104,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     if experiment not in NOISY_EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; the label-noise experiments are "
                           f"{sorted(NOISY_EXPERIMENTS)}")
-    unknown = sorted(set(params) - set(NOISY_PARAMETERS))
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown} for {experiment}; the parameters are "
-                          f"{list(NOISY_PARAMETERS)}")
+    check_names(params, NOISY_PARAMETERS, experiment)
     profile = params.get("profile") or "quick"
     if profile not in NOISY_PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(NOISY_PROFILES)}")

@@ -265,6 +265,22 @@ def picked_images(data: MedMNIST, records: list[dict], round_: int = 1, seed: in
     return fig
 
 
+def picks_table(records: list[dict], round_: int = 1, seed: int | None = None, first: int = 10) -> pd.DataFrame:
+    """Per strategy of one seed: rare images picked in each round, and the first `first` pool indices picked in
+    `round_`, in pick order (text, so that nbval sees what each strategy selected)."""
+    seed = records[0]["parameters"]["seed"] if seed is None else seed
+    chosen = {r["parameters"]["strategy"]: r for r in records if r["parameters"]["seed"] == seed}
+    rows = {}
+    for strategy in _order(pd.DataFrame({"strategy": list(chosen)})):
+        record = chosen[strategy]
+        rare = record["rare_classes"]
+        rows[strategy] = {"rare picked per round": " ".join(
+            str(sum(r["selected_per_class"][c] for c in rare)) for r in record["rounds"][1:]),
+            f"round {round_} picks": " ".join(map(str, record["rounds"][round_]["selected"][:first]))
+            if len(record["rounds"]) > round_ else ""}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"strategy (seed {seed})")
+
+
 def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:
     """Write `name`.png and `name`.svg into folder; no dates or random ids, so reruns give identical files."""
     folder = Path(folder)

@@ -1,14 +1,17 @@
 """The batch: run every experiment notebook with papermill, then the summary, then say what happened.
 
     python -m clinical_utils.reproduce [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
+    python -m clinical_utils.reproduce --profile quick --promote    # make the last run the reference
 
-Run from the repository root. Executed notebooks go to results/executed/ (other profiles: results/<profile>/
-executed/), each written under a temporary name and renamed when it finished, so a stopped batch leaves no
-half-written notebook; a failed one is kept as <name>.failed.ipynb. A notebook whose executed copy finished with
-the same parameters and the same cells is skipped; inside a notebook, finished run records are read back, so an
-interrupted batch resumes at the run (and round) it stopped in. With the quick profile and no --set, each
-executed notebook is also copied over notebooks/<name>.ipynb: the committed notebooks show a real quick run.
-A notebook that fails does not stop the batch; the exit status is 1 if any failed.
+Run from the repository root. Two places hold records: results/<profile>/ is the committed *reference*, and a
+batch always computes afresh into results/runs/<profile>/ (not committed): records, executed notebooks
+(executed/) and figures (figures/). Each executed notebook is written under a temporary name and renamed when
+it finished, so a stopped batch leaves no half-written notebook; a failed one is kept as <name>.failed.ipynb. A
+notebook whose executed copy finished with the same parameters and the same cells is skipped; inside a
+notebook, finished run records are read back, so an interrupted batch resumes at the run (and round) it stopped
+in. `--promote` copies a finished run over the reference (records; for quick also the executed notebooks over
+notebooks/ and the figures over figures/), for a maintainer to commit. A notebook that fails does not stop the
+batch; the exit status is 1 if any failed, if a notebook named with --only was skipped, or if nothing ran.
 """
 from __future__ import annotations
 
@@ -23,14 +26,29 @@ from pathlib import Path
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
 
 from .data import DataError, ensure_file
-from .experiments import EXPERIMENTS, PROFILES, ConfigError, configure
+from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure
 from .noisy_experiments import NOISY_EXPERIMENTS, configure_noisy
 
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
 SUMMARY = "summary"
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """Kernels over IPC (local sockets): ipykernel warns on the terminal about every TCP kernel it starts."""
+
+    @default("transport")
+    def _default_transport(self):
+        return "ipc"
+
+
+def runs_dir(profile: str) -> str:
+    """Where a batch computes, relative to the repository root."""
+    return f"results/runs/{profile}"
 
 
 @dataclass
@@ -56,13 +74,19 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _parameters(name: str, profile: str, overrides: dict) -> dict:
-    """What papermill injects: only what differs from the notebook's own defaults (profile quick). Other profiles
-    keep their records in results/<profile>/ and their figures in figures/<profile>/."""
+    """What papermill injects: the profile, and the run folder results/runs/<profile> (notebooks run in
+    notebooks/, hence the ../)."""
+    here = f"../{runs_dir(profile)}"
     if name == SUMMARY:
-        return {} if profile == "quick" else {"results_dir": f"../results/{profile}",
-                                              "figures_dir": f"../figures/{profile}"}
-    params = {} if profile == "quick" else {"profile": profile, "results_dir": f"../results/{profile}"}
-    return {**params, **overrides}
+        return {"results_dir": here, "figures_dir": f"{here}/figures"}
+    return {"profile": profile, "results_dir": here, **overrides}
+
+
+def check_overrides(names: list[str], overrides: dict, notebooks: Path) -> None:
+    """Every --set name must be a parameter of every notebook it goes to (papermill would only log a warning)."""
+    for name in names:
+        taken = papermill.inspect_notebook(str(notebooks / f"{name}.ipynb"))
+        check_names(overrides, list(taken), f"notebook {name}")
 
 
 def _code_cells(nb) -> list[str]:
@@ -87,7 +111,8 @@ def _execute(source: Path, executed: Path, params: dict, notebooks: Path) -> Non
     failed = executed.with_name(executed.stem + ".failed.ipynb")
     try:
         papermill.execute_notebook(source, partial, parameters=params, kernel_name="python3", cwd=str(notebooks),
-                                   progress_bar=sys.stderr.isatty(), log_output=False)
+                                   progress_bar=sys.stderr.isatty(), log_output=False,
+                                   kernel_manager_class=QuietKernelManager)
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
@@ -104,9 +129,9 @@ def _error_line(err: BaseException) -> str:
 
 def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root: Path) -> list[Outcome]:
     notebooks = root / "notebooks"
-    executed_dir = root / "results" / ("executed" if profile == "quick" else f"{profile}/executed")
-    publish = profile == "quick" and not overrides
+    executed_dir = root / runs_dir(profile) / "executed"
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
+    check_overrides(names, overrides, notebooks)
     configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
         name, **_parameters(name, profile, overrides)) for name in names}
     outcomes = []
@@ -115,7 +140,7 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
         source, executed = notebooks / f"{name}.ipynb", executed_dir / f"{name}.ipynb"
         print(f"[{i}/{len(names) + 1}] {name}", flush=True)
         if name == SUMMARY:
-            results = (notebooks / params.get("results_dir", "../results")).resolve()
+            results = (notebooks / params["results_dir"]).resolve()
             if not any(results.glob("*/*/seed*.json")):
                 outcomes.append(Outcome(name, "skipped", f"no run records under {results}"))
                 continue
@@ -139,8 +164,6 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
                                     f".failed.ipynb", time.perf_counter() - start))
             print(f"    FAILED: {outcomes[-1].detail}", flush=True)
             continue
-        if publish:
-            shutil.copyfile(executed, source)
         outcomes.append(Outcome(name, "ran", str(executed), time.perf_counter() - start))
         print(f"    ran in {outcomes[-1].seconds:.0f} s", flush=True)
     return outcomes
@@ -152,10 +175,34 @@ def report(outcomes: list[Outcome], profile: str) -> str:
     for o in outcomes:
         took = f" ({o.seconds / 60:.1f} min)" if o.status == "ran" else ""
         lines.append(f"  {o.name:<{width}}  {o.status}{took}: {o.detail}")
-    figures = "figures/" if profile == "quick" else f"figures/{profile}/"
     if any(o.name == SUMMARY and o.status == "ran" for o in outcomes):
-        lines.append(f"figures: {figures} (PNG and SVG); final table: the summary notebook's last cells")
+        lines.append(f"records, executed notebooks and figures: {runs_dir(profile)}/; the reference: "
+                     f"results/{profile}/ (--promote makes this run the reference)")
     return "\n".join(lines)
+
+
+def promote(root: Path, profile: str) -> list[Path]:
+    """Copy the run in results/runs/<profile> over the reference results/<profile> (records and executed
+    notebooks; for quick also the executed notebooks over notebooks/ and the figures over figures/)."""
+    run, reference = root / runs_dir(profile), root / "results" / profile
+    records = sorted(run.glob("*/**/seed*.json"))
+    if not records:
+        raise ConfigError(f"no run records under {run}: run the batch for profile {profile} first")
+    copied = []
+    for path in [*records, *sorted((run / "executed").glob("*.ipynb"))]:
+        if path.name.endswith((".partial.ipynb", ".failed.ipynb")):
+            continue
+        target = reference / path.relative_to(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append(target)
+    if profile == "quick":
+        for path in sorted((run / "executed").glob("*.ipynb")):
+            if (root / "notebooks" / path.name).exists() and path.stem in NOTEBOOKS:
+                shutil.copyfile(path, root / "notebooks" / path.name)
+        for path in sorted((run / "figures").glob("*")):
+            shutil.copyfile(path, root / "figures" / path.name)
+    return copied
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
     parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is current")
+    parser.add_argument("--promote", action="store_true",
+                        help="copy the finished run of --profile over its committed reference, run nothing")
     args = parser.parse_args(argv)
     root = Path.cwd()
     if not (root / "notebooks" / f"{SUMMARY}.ipynb").exists():
@@ -175,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(NOTEBOOKS)}")
     names = [n for n in NOTEBOOKS if args.only is None or n in args.only]
+    if args.promote:
+        try:
+            print(f"copied {len(promote(root, args.profile))} files into results/{args.profile}/")
+        except ConfigError as err:
+            parser.error(str(err))
+        return 0
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:
@@ -182,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(str(err))
     print(report(outcomes, args.profile))
-    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+    failed = any(o.status == "FAILED" for o in outcomes)
+    asked_but_skipped = args.only is not None and any(o.status == "skipped" and o.name in args.only
+                                                      for o in outcomes)
+    nothing_ran = not any(o.status in ("ran", "done before") for o in outcomes if o.name != SUMMARY)
+    return 1 if failed or asked_but_skipped or nothing_ran else 0
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ NOISY_COMMENTS = {
 
 COMMENTS = {
     "profile": "smoke | quick | paper: every None below takes this profile's value",
-    "rare_classes": "class indices made rare (long-tail: None, the tail half)",
+    "rare_classes": "the classes targeted and reported as rare (long-tail: None, the tail half of `order`)",
+    "order": "classes from head (most images) to tail (None: by train frequency); put a class last to make it the tail",
     "imbalance_ratio": "common : rare images, in the labeled set and in the pool",
     "imbalance_factor": "head class size / tail class size, in the labeled set and in the pool",
     "labeled_per_class": "initial labeled images per common class (rare: this / imbalance_ratio)",
@@ -106,6 +107,7 @@ COMMENTS = {
     "lr": "SGD, momentum 0.9, weight decay 5e-4",
     "target_train_accuracy": "stop training at this training accuracy, e.g. 0.99 (the authors' rule)",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
+    "embedding": "SMI's embedding: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label), 'features'",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
     "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json",
     "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
@@ -241,13 +243,17 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
         new_markdown_cell("## What each strategy picked in the first round\nPeople judge a selection by looking "
                           "at it: rare-class images are framed in red."),
         new_code_cell("report.picked_images(data, records, round_=1, seed=config.seeds[0])\nplt.show()"),
+        new_markdown_cell("The same as numbers: rare images picked in each round, and the first pool indices each "
+                          "strategy picked in round 1."),
+        new_code_cell("report.picks_table(records, round_=1, seed=config.seeds[0])"),
     ]
     return _notebook(cells)
 
 
 def summary_notebook() -> nbformat.NotebookNode:
     params = new_code_cell(
-        'results_dir = "../results"  # run records: <results_dir>/<experiment>/<strategy>/seed<k>.json\n'
+        'results_dir = "../results/quick"  # records (<results_dir>/<experiment>/<strategy>/seed<k>.json): the '
+        'reference; a batch run: "../results/runs/quick"\n'
         'figures_dir = "../figures"  # PNG and SVG of every figure (None: a temporary folder)\n'
         "experiments = None  # a list of experiment names, or None for every one with records")
     params.metadata["tags"] = ["parameters"]

@@ -32,8 +32,13 @@ def test_bad_values_name_the_parameter(name, value):
 
 
 def test_unknown_names_profiles_and_experiments_are_rejected():
-    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['round'\].*rounds"):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) for pneumonia_binary: 'round' \(did you mean "
+                                          r"'rounds'\?\)"):
         configure("pneumonia_binary", round=3)
+    with pytest.raises(ConfigError, match=r"'budjet' \(did you mean 'budget'\?\)"):
+        configure("pneumonia_binary", budjet=5)
+    with pytest.raises(ConfigError, match=r"'rare_class' \(did you mean 'rare_classes'"):
+        configure("retina_longtail", rare_class=[0])
     with pytest.raises(ConfigError, match="imbalance_factor"):  # a long-tail parameter on a binary experiment
         configure("pneumonia_binary", imbalance_factor=10)
     with pytest.raises(ConfigError, match="unknown profile 'fast'.*smoke"):

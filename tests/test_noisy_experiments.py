@@ -20,7 +20,7 @@ def test_configure_noisy_fills_from_the_profile_and_checks_values():
                          ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
                          ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
                          ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),
-                         ({"epoch": 3}, r"unknown parameter\(s\) \['epoch'\]"), ({"profile": "full"}, "profile")):
+                         ({"epoch": 3}, r"unknown parameter\(s\) for pneumonia_noisy: 'epoch' \(did you mean 'epochs'"), ({"profile": "full"}, "profile")):
         with pytest.raises(ConfigError, match=message):
             configure_noisy("retina_noisy", **bad)
     with pytest.raises(ConfigError, match="label-noise experiments"):

@@ -114,7 +114,6 @@ def test_query_near_a_cluster_pulls_picks_into_it():
     (dict(private=np.ones((2, 4))), "takes no private set"),
     (dict(function="logdetmi", lam=0.0), "lam must be > 0"),
     (dict(eta=float("nan")), "eta must be"),
-    (dict(pool=np.zeros((100, 4))), "all-zero rows"),
 ])
 def test_bad_input_is_rejected_clearly(kwargs, fragment):
     rng = np.random.default_rng(0)
@@ -153,3 +152,40 @@ def test_progress_bar_changes_nothing_but_the_display(function, capsys):
     shown = smi_select(function, pool, query, budget, private, progress=True, **params)
     np.testing.assert_array_equal(quiet, shown)
     assert function in capsys.readouterr().err  # tqdm writes its bar, named after the function, to stderr
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_saturated_probabilities_give_zero_rows_that_select_on_both_backends(function):
+    """A confidently classified image (p_y exactly 1.0 in float32) has an all-zero gradient embedding. Its cosine
+    with every point is 0 (cosine01: 0.5): every objective stays defined and both backends agree."""
+    rng = np.random.default_rng(3)
+    n, k, d = 300, 2, 16
+    logits = rng.normal(size=(n, k)) * np.where(rng.random(n) < 0.3, 400.0, 1.0)[:, None]  # 30% saturated
+    probs = torch.softmax(torch.tensor(logits, dtype=torch.float32), 1).numpy()
+    feats = rng.normal(size=(n, d)).astype(np.float32)
+    pool = gradient_embedding(probs, feats)
+    zero = (pool.e == 0).all(1)
+    assert zero.sum() >= 50  # the case at hand: many rows are exactly zero
+    q_probs = np.tile(np.array([[0.0, 1.0]], np.float32), (6, 1))
+    q_probs[:3] = [0.3, 0.7]
+    query = gradient_embedding(q_probs, rng.normal(size=(6, d)).astype(np.float32), labels=np.ones(6, int))
+    private = gradient_embedding(probs[:5], feats[:5], labels=np.zeros(5, int)) if function in (
+        "flcmi", "logdetcmi") else None
+    ours = smi_select(function, pool, query, 20, private)
+    theirs = smi_select(function, pool, query, 20, private, backend="submodlib")
+    assert len(set(ours.tolist())) == 20
+    f = submodlib_function(function, pool, query, private)
+    assert np.array_equal(ours, theirs) or f.evaluate(set(ours.tolist())) >= f.evaluate(
+        set(theirs.tolist())) - 1e-5 * abs(f.evaluate(set(theirs.tolist())))
+    from clinical_utils.selection.kernels import prepare, similarity
+    v = prepare(pool, "cosine01", "pool")
+    s = similarity(v, v, "cosine01")
+    assert torch.allclose(s[zero], torch.full_like(s[zero], 0.5))  # a zero row is neither like nor unlike anything
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e19])
+def test_embeddings_of_any_finite_magnitude_pick_as_their_normalised_copies(scale):
+    pool, query, _, budget, params = _problem(4, "flmi")
+    for function in ("flmi", "flqmi", "logdetmi"):
+        np.testing.assert_array_equal(smi_select(function, pool * scale, query * scale, budget),
+                                      smi_select(function, pool, query, budget))

@@ -23,7 +23,7 @@ class SelectionError(ValueError):
 
 
 class Prepared(NamedTuple):
-    """An embedding set ready for a kernel: unit-norm rows for the cosine kernels; squared norms (n,)."""
+    """An embedding set ready for a kernel: unit-norm (or all-zero) rows for the cosine kernels; squared norms (n,)."""
     emb: torch.Tensor | GradientEmbedding
     sqnorm: torch.Tensor
 
@@ -93,20 +93,36 @@ def rows(p: Prepared, idx) -> Prepared:
 
 
 def prepare(x, kernel: str, name: str) -> Prepared:
-    """Normalise rows for the cosine kernels (a zero row has no direction: an error)."""
-    sq = sq_norms(x)
+    """Normalise rows for the cosine kernels.
+
+    An all-zero row (a gradient embedding of an image predicted with probability exactly 1: e = p - onehot(y) = 0)
+    has no direction. It stays zero: its cosine with every point, itself included, is 0 (cosine01: 0.5), so it is
+    neither like nor unlike anything. The kernel stays positive semi-definite (a Gram matrix of unit and zero
+    rows), every objective stays defined, and both backends see the same numbers.
+    """
     if kernel == "rbf":
-        return Prepared(x, sq)
-    zero = sq <= 0
-    if zero.any():
-        raise SelectionError(f"{name} has {int(zero.sum())} all-zero rows (first: {zero.nonzero()[:5, 0].tolist()}); "
-                             "cosine similarity is undefined for them: drop them or use kernel='rbf'")
-    scale = sq.rsqrt()
+        return Prepared(x, sq_norms(x))
+    # divide by each row's largest entry first, so that tiny (1e-30) or huge (1e30) rows keep their direction
+    # instead of underflowing to zero or overflowing to inf in the squared norm
+    part = x.e if isinstance(x, GradientEmbedding) else x
+    peak = part.abs().amax(1, keepdim=True)
+    part = part / torch.where(peak > 0, peak, torch.ones_like(peak))
+    x = GradientEmbedding(part, x.h) if isinstance(x, GradientEmbedding) else part
+    sq = sq_norms(x)
+    nonzero = sq > 0
+    scale = torch.where(nonzero, sq.clamp_min(1e-30).rsqrt(), torch.zeros_like(sq))
     if isinstance(x, GradientEmbedding):  # g is linear in e, so scaling e scales g
         x = GradientEmbedding(x.e * scale[:, None], x.h)
     else:
         x = x * scale[:, None]
-    return Prepared(x, torch.ones_like(sq))
+    return Prepared(x, nonzero.to(sq.dtype))
+
+
+def self_similarity(p: Prepared, kernel: str) -> torch.Tensor:
+    """s_jj (n,): 1 for unit rows and for rbf; an all-zero row's 0 (cosine) or 0.5 (cosine01)."""
+    if kernel == "rbf":
+        return torch.ones_like(p.sqnorm)
+    return (1 + p.sqnorm) / 2 if kernel == "cosine01" else p.sqnorm.clone()
 
 
 def similarity(a: Prepared, b: Prepared, kernel: str, scale: float = 1.0) -> torch.Tensor:

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
-                      prepare, rows, similarity)
+                      prepare, rows, self_similarity, similarity)
 
 FUNCTIONS = ("flmi", "flqmi", "gcmi", "logdetmi", "flcmi", "logdetcmi")
 CONDITIONAL = ("flcmi", "logdetcmi")
@@ -342,8 +342,7 @@ def _logdet(space: _Space, steps, eta: float, nu: float | None, lam: float) -> l
     f64 = torch.float64
     s_vq = eta * space.pool_vs(space.query).to(f64)
     s_qq = space.sim(space.query, space.query).to(f64)
-    # s_jj = 1 for every kernel offered (unit rows for the cosines, zero distance for rbf)
-    diag = torch.full((space.n,), 1.0 + lam, dtype=f64, device=s_vq.device)
+    diag = self_similarity(space.pool, space.kernel).to(f64) + lam  # 1 + lam but for all-zero rows
     if nu is None:
         small = _Cholesky(diag, budget)
         large = _Cholesky(diag, budget, s_vq, s_qq + lam * torch.eye(len(s_qq), dtype=f64, device=s_qq.device))
