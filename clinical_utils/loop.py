@@ -37,7 +37,8 @@ QUERY_MODES = ("all", "misclassified")
 EMBEDDINGS = ("gradients", "gradients_rare", "features")
 
 
-def _round_seed(seed: int, round_: int) -> int:
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of one round's model and training: rounds and seeds never share a stream."""
     return 1000 * seed + round_
 
 
@@ -116,13 +117,12 @@ def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
     return gradient_embedding(probs, feats, labels=labels)
 
 
-def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, labeled: np.ndarray, rare_classes,
-            query_images, query_labels, budget: int, seed: int, device, smi_params: dict,
-            embedding: str = "gradients") -> np.ndarray:
-    """Positions into `pool` (budget,), in pick order."""
+def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, probs: np.ndarray, feats: np.ndarray,
+            labeled: np.ndarray, rare_classes, query_images, query_labels, budget: int, seed: int, device,
+            smi_params: dict, embedding: str = "gradients") -> np.ndarray:
+    """Positions into `pool` (budget,), in pick order; probs (n, K) and feats (n, d): the model's pool outputs."""
     if strategy == "random":
         return random_select(len(pool), budget, seed)
-    probs, feats = predict(model, data.train.images[pool], device, features=True)
     if strategy in UNCERTAINTY:
         return uncertainty_select(strategy, model, probs, feats, budget, seed)
     if strategy == "badge":
@@ -202,9 +202,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
 
     picker = None  # the model that picks: the previous round's
     for round_ in range(len(record["rounds"]), rounds + 1):
-        rseed = _round_seed(seed, round_)
+        rseed = round_seed(seed, round_)
         selected = np.zeros(0, dtype=np.int64)
-        select_seconds = 0.0
+        select_seconds, pool_predicted_rare = 0.0, None
         if round_ > 0:
             if picker is None:  # resumed: records hold no weights, so retrain the previous round's model
                 picker = build_model(model_name, data.n_channels, k, data.size, seed=rseed - 1)
@@ -218,8 +218,11 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                 if wrong.any():
                     query_images, query_labels = query_images[wrong], query_labels[wrong]
             start = time.perf_counter()
-            positions = _select(strategy, picker, data, pool, labeled, scenario.rare_classes, query_images,
-                                query_labels, budget, rseed, device, smi_params, embedding)
+            probs, feats = predict(picker, data.train.images[pool], device, features=True)
+            # the failure mode to watch: a picking model that predicts no pool image rare
+            pool_predicted_rare = int(np.isin(probs.argmax(1), scenario.rare_classes).sum())
+            positions = _select(strategy, picker, data, pool, probs, feats, labeled, scenario.rare_classes,
+                                query_images, query_labels, budget, rseed, device, smi_params, embedding)
             select_seconds = time.perf_counter() - start
             selected = pool[positions]
             reveal(selected)
@@ -244,7 +247,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             **metrics,
             "rare_class_accuracy": float(np.nanmean([per_class[c] for c in scenario.rare_classes]))
             if scenario.rare_classes else float("nan"),
-            "train_seconds": fit.seconds, "train_epochs": fit.epochs, "select_seconds": select_seconds,
+            "train_seconds": fit.seconds, "train_epochs": fit.epochs, "train_accuracy": fit.train_accuracy,
+            "select_seconds": select_seconds, "pool_predicted_rare": pool_predicted_rare,  # by the model that picked this round's images
         })
         if path is not None:
             write_json_atomic(path, record)

@@ -218,3 +218,11 @@ def test_all_scenario_kinds_on_offline_sets(real_root):
     s = D.natural(retina, labeled_size=300)
     _assert_consistent(s, retina)
     assert s.rare_classes == (4,) and s.counts["labeled"].sum() == 300
+
+
+def test_long_tail_rare_classes_must_be_the_smallest(blood):
+    order = [3, 1, 4, 0, 5, 2, 7, 6]
+    s = D.long_tail(blood, 20, 40, 10, order=order, rare_classes=[6], seed=2)  # only the very tail: fine
+    assert s.rare_classes == (6,)
+    with pytest.raises(D.DataError, match=r"rare class 3 .* gets 40 labeled images, more than class 6 .*order="):
+        D.long_tail(blood, 20, 40, 10, order=order, rare_classes=[3])

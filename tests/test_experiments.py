@@ -100,3 +100,25 @@ def test_run_experiment_writes_the_layout_and_reads_finished_runs_back(download_
     again = run_experiment(data, config, progress=False)
     assert [p.read_bytes() for p in paths] == written
     assert [r["rounds"] for r in again] == [json.loads(w)["rounds"] for w in written]
+
+
+def test_the_user_chooses_the_long_tail(real_root):
+    """A clinician who cares about grade 1 puts it last in `order`: it gets the fewest images and is the only
+    target; rare_classes defaults to the tail half of that order."""
+    from clinical_utils.data import long_tail_sizes
+
+    order = [0, 2, 3, 4, 1]
+    config = configure("retina_longtail", profile="smoke", order=order, rare_classes=[1], data_root=str(real_root))
+    data = load_data(config)
+    scenario = build_scenario(data, config, seed=0)
+    sizes = long_tail_sizes(config.labeled, config.imbalance, 5)
+    assert [int(scenario.counts["labeled"].iloc[c]) for c in order] == sizes.tolist()
+    assert scenario.rare_classes == (1,)
+    default = build_scenario(data, configure("retina_longtail", profile="smoke", order=order,
+                                             data_root=str(real_root)), seed=0)
+    assert default.rare_classes == (1, 3, 4)  # ranks 2-4 of 5: the tail half of the order
+    with pytest.raises(Exception, match="contradict the class sizes"):
+        build_scenario(data, configure("retina_longtail", profile="smoke", order=order, rare_classes=[0],
+                                       data_root=str(real_root)), seed=0)
+    with pytest.raises(ConfigError, match="order"):
+        configure("retina_longtail", order=[0, 0, 1])

@@ -89,3 +89,52 @@ def test_bad_requests_are_rejected(setting, tmp_path):
     with pytest.raises(ValueError, match="other parameters"):
         run_active_learning(blood, other, "random", rounds=1, budget=6, train_config=CONFIG, seed=1, device="cpu",
                             record_path=tmp_path / "r.json")
+
+
+def test_equal_picks_give_equal_models_whatever_their_order(fixture_root):
+    """On two classes entropy, margin and least confidence rank the pool identically; the labeled set is kept
+    sorted, so their records are identical too (training batches do not depend on pick order)."""
+    pneumonia = D.load_medmnist("pneumoniamnist", root=fixture_root, verify=False)
+    scenario = D.binary_imbalance(pneumonia, rare_classes=[1], ratio=5, labeled_per_class=20, pool_per_class=40,
+                                  exemplars_per_class=3, seed=0)
+    runs = [run_active_learning(pneumonia, scenario, s, rounds=2, budget=6, train_config=CONFIG, seed=0,
+                                device="cpu") for s in ("entropy", "margin", "least_confidence")]
+    assert _without_timings(runs[0]) == _without_timings(runs[1]) == _without_timings(runs[2])
+
+
+def test_round_zero_is_shared_by_the_strategies_of_a_seed(setting):
+    """Round 0 does not depend on the strategy: trained once, its weights reused, the same numbers as training
+    it again."""
+    shared = {}
+    first = _run(setting, "random", rounds=1, initial_models=shared)
+    assert len(shared) == 1
+    again = _run(setting, "entropy", rounds=1, initial_models=shared)
+    alone = _run(setting, "entropy", rounds=1)
+    assert _without_timings(again) == _without_timings(alone)
+    assert first["rounds"][0]["train_seconds"] == again["rounds"][0]["train_seconds"]  # not trained again
+
+
+@pytest.mark.parametrize("embedding", ["gradients_rare", "features"])
+def test_other_smi_embeddings_run(setting, embedding):
+    blood, scenario = setting
+    record = _run(setting, "flqmi", rounds=1, embedding=embedding)
+    assert record["parameters"]["embedding"] == embedding
+    assert len(set(record["rounds"][1]["selected"])) == 6
+
+
+def test_query_set_grows_with_the_rare_images_found(setting, monkeypatch):
+    """Every rare image the expert labels joins the query set of the next round."""
+    from clinical_utils import loop
+    blood, scenario = setting
+    sizes = []
+    real = loop.smi_select
+
+    def spy(function, pool, query, budget, private=None, **kwargs):
+        sizes.append(len(query))
+        return real(function, pool, query, budget, private, **kwargs)
+
+    monkeypatch.setattr(loop, "smi_select", spy)
+    record = _run(setting, "flqmi", rounds=3)
+    found = np.cumsum([sum(r["selected_per_class"][c] for c in scenario.rare_classes) for r in record["rounds"]])
+    exemplars = int(np.isin(blood.val.labels[scenario.exemplars], scenario.rare_classes).sum())
+    assert sizes == [exemplars + int(f) for f in found[:-1]]

@@ -13,11 +13,11 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    """A repository copy with two experiment notebooks and the summary; blood and path data on fixtures,
+    """A repository copy of the notebooks; blood and path data on fixtures,
     and the batch's data check seeing pathmnist as absent with no network."""
     (tmp_path / "notebooks").mkdir()
-    for name in ("blood_binary", "path_longtail", "summary"):
-        shutil.copy(NOTEBOOKS / f"{name}.ipynb", tmp_path / "notebooks")
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        shutil.copy(path, tmp_path / "notebooks")
     write_download_sets(tmp_path / "data")
 
     def ensure_file(flag, size=28, root=None, download=True):
@@ -37,17 +37,22 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     status = {o.name: o.status for o in outcomes}
     assert status == {"blood_binary": "ran", "path_longtail": "skipped", "summary": "ran"}
     assert "downloading it failed" in next(o.detail for o in outcomes if o.name == "path_longtail")
-    executed = repo / "results" / "smoke" / "executed"
+    run = repo / "results" / "runs" / "smoke"
+    executed = run / "executed"
     assert sorted(p.name for p in executed.iterdir()) == ["blood_binary.ipynb", "summary.ipynb"]
-    assert sorted(p.name for p in (repo / "results" / "smoke" / "blood_binary").iterdir()) == ["flqmi", "random"]
-    figures = sorted(p.name for p in (repo / "figures" / "smoke").iterdir())
+    assert sorted(p.name for p in (run / "blood_binary").iterdir()) == ["flqmi", "random"]
+    figures = sorted(p.name for p in (run / "figures").iterdir())
     assert figures == [f"blood_binary_{kind}.{ext}" for kind in ("per_class", "rare") for ext in ("png", "svg")]
     meta = nbformat.read(executed / "blood_binary.ipynb", as_version=4).metadata.papermill
-    assert meta.parameters == {"profile": "smoke", "results_dir": "../results/smoke", **FIXTURE}
+    assert meta.parameters == {"profile": "smoke", "results_dir": "../results/runs/smoke", **FIXTURE}
     text = reproduce.report(outcomes, "smoke")
-    assert "path_longtail" in text and "skipped" in text and "figures/smoke/" in text
-    # not published: only the quick profile without overrides overwrites notebooks/
+    assert "path_longtail" in text and "skipped" in text and "results/runs/smoke/" in text
+    # the batch never overwrites notebooks/ or the reference: only --promote does
     assert not nbformat.read(repo / "notebooks" / "blood_binary.ipynb", as_version=4).cells[4].get("outputs")
+    assert not (repo / "results" / "smoke").exists()
+    copied = reproduce.promote(repo, "smoke")
+    assert repo / "results" / "smoke" / "blood_binary" / "random" / "seed0.json" in copied
+    assert (repo / "results" / "smoke" / "executed" / "blood_binary.ipynb").exists()
 
     again = reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
     assert [o.status for o in again] == ["done before", "ran"]
@@ -62,7 +67,7 @@ def test_a_failing_notebook_is_reported_and_the_batch_goes_on(repo):
     outcomes = reproduce.run_batch(["blood_binary"], "smoke", too_big, force=False, root=repo)
     assert [o.status for o in outcomes] == ["FAILED", "skipped"]  # no records at all: no summary
     assert "ValueError" in outcomes[0].detail and "pool" in outcomes[0].detail
-    executed = repo / "results" / "smoke" / "executed"
+    executed = repo / "results" / "runs" / "smoke" / "executed"
     assert sorted(p.name for p in executed.iterdir()) == ["blood_binary.failed.ipynb"]
 
 
@@ -71,7 +76,11 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
     for argv, message in ((["--profile", "fast"], "unknown profile 'fast'"),
                           (["--only", "blood", "--profile", "smoke"], "unknown notebook(s) ['blood']"),
                           (["--only", "blood_binary", "--set", "rounds=0"], "parameter rounds = 0 is not valid"),
-                          (["--set", "round=3"], "unknown parameter(s) ['round']"),
+                          (["--set", "round=3"], "notebook pneumonia_binary: 'round' (did you mean 'rounds'?)"),
+                          (["--only", "retina_longtail", "--set", "imbalance_ratio=20"],
+                           "notebook retina_longtail: 'imbalance_ratio' (did you mean 'imbalance_factor'?)"),
+                          (["--only", "retina_longtail", "--set", "budjet=5"], "'budjet' (did you mean 'budget'?)"),
+                          (["--promote", "--profile", "smoke"], "no run records"),
                           (["--set", "rounds"], "NAME=VALUE")):
         with pytest.raises(SystemExit) as stop:
             reproduce.main(argv)
@@ -94,3 +103,25 @@ def test_a_relative_data_root_is_made_absolute_for_the_kernels(repo, monkeypatch
 def test_set_values_are_python_literals_or_strings():
     assert reproduce._parse_set(["seeds=[0, 1]", "device=cuda", "lr=0.1", "pool_per_class=None"]) == {
         "seeds": [0, 1], "device": "cuda", "lr": 0.1, "pool_per_class": None}
+
+
+def test_only_a_skipped_notebook_or_nothing_run_exits_non_zero(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    args = ["--profile", "smoke", "--set", "data_root=../data", "verify_data=False"]
+    assert reproduce.main(["--only", "path_longtail", *args]) == 1  # asked for, data missing: not a success
+
+
+def test_a_batch_prints_no_kernel_transport_warnings(repo):
+    """The kernels run over IPC: ipykernel's 'running over TCP without encryption' warning and the 'Parent
+    appears to have exited' line must not reach the terminal; the batch's own lines do."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only",
+                           "blood_binary", "--set", "data_root=../data", "verify_data=False",
+                           "strategies=['random']", "epochs=1"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "blood_binary  ran" in out
+    assert "without encryption" not in out and "Parent appears to have exited" not in out
