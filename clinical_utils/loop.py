@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .data import MedMNIST, Scenario
 from .models import build_model
@@ -95,7 +96,8 @@ def open_record(path: Path | None, parameters: dict, rare_classes, device) -> di
     """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
     A stored record with other parameters is an error, so a run only ever resumes its own rounds."""
     record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": _versions(),
-              "git_commit": _git_commit(), "device": str(device), "rounds": [], "finished": False}
+              "git_commit": _git_commit(), "device": str(device), "threads": torch.get_num_threads(), "rounds": [],
+              "finished": False}
     if path is not None and path.exists():
         previous = json.loads(path.read_text())
         if previous["parameters"] != parameters:

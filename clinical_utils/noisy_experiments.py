@@ -42,7 +42,7 @@ NOISY_OFFLINE = ("pneumonia_noisy", "retina_noisy")
 
 # quick shortens the authors' schedule (50 epochs, ramp 10, warm-up 10, window 5) to fit 2 CPU cores
 _QUICK = {"train_size": 1000, "epochs": 15, "batch_size": 64, "lr": 0.02, "ramp_epochs": 5, "warmup_epochs": 5,
-          "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2], "model": "small_cnn",
+          "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2, 3, 4], "model": "small_cnn",
           "samplers": list(SAMPLERS), "results_dir": "../results/runs/quick"}
 NOISY_PROFILES = {
     "smoke": {**_QUICK, "train_size": 200, "epochs": 4, "ramp_epochs": 2, "warmup_epochs": 2, "window": 2,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -46,6 +48,7 @@ def rounds_frame(records: list[dict]) -> pd.DataFrame:
                          "round": r["round"], "labeled": sum(r["labeled_per_class"]),
                          "rare_picked": sum(r["selected_per_class"][c] for c in rare), "rare_picked_total": picked,
                          **{m: r[m] for m in METRICS}, "finished": record["finished"],
+                         "pool_predicted_rare": r.get("pool_predicted_rare"),
                          **{m: r[m] for m in REFINEMENT if m in r}})
     return pd.DataFrame(rows)
 
@@ -200,6 +203,38 @@ def corrected_images(data: MedMNIST, train: np.ndarray, noisy: np.ndarray, recor
     return fig
 
 
+def paired_view(paired: pd.DataFrame, metrics=("rare_picked_total", "rare_class_accuracy")) -> pd.DataFrame:
+    """`stats.paired_table` as 'mean [low, high]' strings: one row per (experiment, strategy), one column per
+    (reference, metric); '*' marks an interval that excludes 0."""
+    from .stats import significant
+
+    part = paired[paired["metric"].isin(metrics)].copy()
+    digits = part["metric"].map(lambda m: 1 if m.startswith("rare_picked") else 3)
+    mark = np.where(significant(part), "*", "")
+    part["value"] = [f"{m:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}]{s}" if np.isfinite(lo) else f"{m:+.{d}f}"
+                     for m, lo, hi, d, s in zip(part["mean_difference"], part["ci_low"], part["ci_high"], digits,
+                                                mark)]
+    part["reference"] = part["reference"].str.replace(r" \(.*\)", "", regex=True)
+    view = part.pivot_table(index=["experiment", "strategy"], columns=["metric", "reference"], values="value",
+                            aggfunc="first", sort=False)
+    return view.reindex(columns=[c for m in metrics for c in view.columns if c[0] == m]).fillna("")
+
+
+def collapse_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: seeds whose initial model (round 0, shared by every strategy) has rare-class accuracy 0,
+    and runs whose picking model predicted no pool image rare in some round (`pool_predicted_rare` == 0)."""
+    first = frame[frame["round"] == 0].groupby(["experiment", "seed"])["rare_class_accuracy"].first()
+    out = pd.DataFrame({"seeds": first.groupby("experiment").size(),
+                        "initial model collapsed": (first == 0).groupby("experiment").sum()})
+    if "pool_predicted_rare" in frame:
+        later = frame[frame["round"] > 0].dropna(subset=["pool_predicted_rare"])
+        blind = later.groupby(["experiment", "strategy", "seed"])["pool_predicted_rare"].min() == 0
+        out["rounds where no pool image is predicted rare"] = (
+            later["pool_predicted_rare"] == 0).groupby(later["experiment"]).mean().map(lambda x: f"{x:.0%}")
+        out["runs with such a round"] = blind.groupby("experiment").sum()
+    return out
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-markdown rendering of a table with a (multi-)index, for the README."""
     frame = table.reset_index()
@@ -279,6 +314,17 @@ def picks_table(records: list[dict], round_: int = 1, seed: int | None = None, f
             f"round {round_} picks": " ".join(map(str, record["rounds"][round_]["selected"][:first]))
             if len(record["rounds"]) > round_ else ""}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"strategy (seed {seed})")
+
+
+def save_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write `table` as CSV (4 decimals) through a unique temporary file and a rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as f:
+        table.to_csv(f, index=False, float_format="%.4f")
+    os.replace(f.name, path)
+    return path
 
 
 def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:

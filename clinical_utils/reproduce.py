@@ -74,12 +74,13 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _parameters(name: str, profile: str, overrides: dict) -> dict:
-    """What papermill injects: the profile, and the run folder results/runs/<profile> (notebooks run in
-    notebooks/, hence the ../)."""
+    """What papermill injects: the profile and its run folder results/runs/<profile> where they differ from the
+    notebook's defaults (notebooks run in notebooks/, hence the ../)."""
     here = f"../{runs_dir(profile)}"
-    if name == SUMMARY:
-        return {"results_dir": here, "figures_dir": f"{here}/figures"}
-    return {"profile": profile, "results_dir": here, **overrides}
+    if name == SUMMARY:  # its defaults read the reference
+        return {"results_dir": here, "figures_dir": f"{here}/figures", "tables_dir": f"{here}/summary"}
+    # the notebooks' own defaults are the quick profile's, computing into results/runs/quick
+    return {**({} if profile == "quick" else {"profile": profile, "results_dir": here}), **overrides}
 
 
 def check_overrides(names: list[str], overrides: dict, notebooks: Path) -> None:
@@ -182,26 +183,31 @@ def report(outcomes: list[Outcome], profile: str) -> str:
 
 
 def promote(root: Path, profile: str) -> list[Path]:
-    """Copy the run in results/runs/<profile> over the reference results/<profile> (records and executed
-    notebooks; for quick also the executed notebooks over notebooks/ and the figures over figures/)."""
+    """Copy the run in results/runs/<profile> over the reference results/<profile> (records, executed notebooks,
+    summary tables) and its figures into figures/ (quick) or figures/<profile>/; for quick the executed experiment
+    notebooks also replace notebooks/<name>.ipynb."""
     run, reference = root / runs_dir(profile), root / "results" / profile
     records = sorted(run.glob("*/**/seed*.json"))
     if not records:
         raise ConfigError(f"no run records under {run}: run the batch for profile {profile} first")
     copied = []
-    for path in [*records, *sorted((run / "executed").glob("*.ipynb"))]:
+    for path in [*records, *sorted((run / "executed").glob("*.ipynb")), *sorted((run / "summary").glob("*.csv"))]:
         if path.name.endswith((".partial.ipynb", ".failed.ipynb")):
             continue
         target = reference / path.relative_to(run)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         copied.append(target)
+    figures = root / "figures" / ("" if profile == "quick" else profile)
+    figures.mkdir(parents=True, exist_ok=True)
+    for path in sorted((run / "figures").glob("*")):
+        shutil.copyfile(path, figures / path.name)
     if profile == "quick":
         for path in sorted((run / "executed").glob("*.ipynb")):
-            if (root / "notebooks" / path.name).exists() and path.stem in NOTEBOOKS:
+            if path.stem in NOTEBOOKS:
                 shutil.copyfile(path, root / "notebooks" / path.name)
-        for path in sorted((run / "figures").glob("*")):
-            shutil.copyfile(path, root / "figures" / path.name)
+        summary = root / "notebooks" / f"{SUMMARY}.ipynb"  # re-run on its defaults: the new reference
+        _execute(summary, summary, {}, root / "notebooks")
     return copied
 
 

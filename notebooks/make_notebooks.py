@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import DEFAULTS, EXPERIMENTS, PROFILES, SETTING_PARAMETERS
+from clinical_utils.experiments import DEFAULTS, EXPERIMENT_PROFILE, EXPERIMENTS, PROFILES, SETTING_PARAMETERS
 from clinical_utils.noisy_experiments import NOISY_DEFAULTS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES
 
 HERE = Path(__file__).resolve().parent
@@ -128,7 +128,7 @@ def _parameters_cell(name: str) -> nbformat.NotebookNode:
     names = _parameter_names(name)
     fixed = {"profile": "quick", **{k: v for k, v in spec.items() if k != "setting"}, **DEFAULTS,
              "balanced_test": spec["setting"] == "binary"}
-    quick = PROFILES["quick"]
+    quick = {**PROFILES["quick"], **EXPERIMENT_PROFILE.get((name, "quick"), {})}
     lines = []
     for n in names:
         value = fixed.get(n)
@@ -255,6 +255,7 @@ def summary_notebook() -> nbformat.NotebookNode:
         'results_dir = "../results/quick"  # records (<results_dir>/<experiment>/<strategy>/seed<k>.json): the '
         'reference; a batch run: "../results/runs/quick"\n'
         'figures_dir = "../figures"  # PNG and SVG of every figure (None: a temporary folder)\n'
+        'tables_dir = "../results/quick/summary"  # paired.csv (None: a temporary folder)\n'
         "experiments = None  # a list of experiment names, or None for every one with records")
     params.metadata["tags"] = ["parameters"]
     cells = [
@@ -301,6 +302,29 @@ def summary_notebook() -> nbformat.NotebookNode:
         new_code_cell("targeted = frame[~frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
                       "table = report.final_table(targeted) if len(targeted) else None\ntable"),
         new_code_cell("print(report.markdown_table(table) if table is not None else 'no CLINICAL records')"),
+        new_markdown_cell(
+            "## Paired differences\nAll strategies of one seed share the split and the initial model, so each "
+            "strategy is compared with random and with its experiment's best baseline (by that metric's mean) seed "
+            "by seed: mean difference of the final round and its 95% bootstrap confidence interval over seeds "
+            "(`*`: the interval excludes 0). `rare_picked_total`: rare images labeled over all rounds. Label "
+            "refinement: every sampler against random, and phase 1's Co-teaching + VOG against Co-teaching in each "
+            "class's clean recall. All rows: `<tables_dir>/paired.csv`."),
+        new_code_cell(
+            "import pandas as pd\n\nfrom clinical_utils import stats\n\n"
+            "paired = pd.concat([stats.paired_table(frame)] + [\n"
+            "    stats.paired_recall(recall_frame(load_phase1_records(results_dir, name)), experiment=name)\n"
+            "    for name in experiments if name in NOISY_EXPERIMENTS], ignore_index=True)\n"
+            "tables_dir = tables_dir or tempfile.mkdtemp(prefix='clinical-utils-tables-')\n"
+            "report.save_csv(paired, f'{tables_dir}/paired.csv')\n"
+            "report.paired_view(paired)"),
+        new_markdown_cell("### Phase 1: Co-teaching + VOG against Co-teaching, clean recall per class"),
+        new_code_cell("recall_rows = paired[paired['metric'].str.startswith('clean recall')]\n"
+                      "recall_rows.round(3) if len(recall_rows) else 'no label-refinement records'"),
+        new_markdown_cell(
+            "## When the model is blind to the rare classes\nSeeds whose initial model predicts no test image "
+            "rare (rare-class accuracy 0), and how often the model that picks a round's images predicts no pool "
+            "image rare: then the authors' gradient embeddings point every pool image away from the rare queries."),
+        new_code_cell("report.collapse_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell("## Active label refinement, final round\nmean ± sd over seeds; `corrected`: wrong labels "
                           "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
         new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"

@@ -27,7 +27,7 @@ SUMMARY_EXPERIMENTS = ("pneumonia_binary", "retina_longtail")
 
 def smoke_parameters(name: str) -> dict:
     if name == "summary":
-        return {"results_dir": RECORDS, "figures_dir": None}
+        return {"results_dir": RECORDS, "figures_dir": None, "tables_dir": None}
     params = {"profile": "smoke"}
     if name not in OFFLINE + NOISY_OFFLINE:
         params.update(data_root=FIXTURE_DATA, verify_data=False)
