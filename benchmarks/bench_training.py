@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from clinical_utils.data import data_root, load_medmnist
-from clinical_utils.loop import write_json_atomic
+from clinical_utils.records import write_json_atomic
 from clinical_utils.models import build_model
 from clinical_utils.train import TrainConfig, resolve_device, train
 

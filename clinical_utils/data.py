@@ -169,6 +169,23 @@ class Scenario:
     counts: pd.DataFrame
 
 
+def check_scenario(data: MedMNIST, scenario: Scenario) -> None:
+    """A scenario's index sets must be sorted, unique and in range, and labeled and pool disjoint (a hand-built
+    one too): an unsorted or repeated pool would label an image twice."""
+    sizes = {"labeled": len(data.train.labels), "pool": len(data.train.labels),
+             "exemplars": len(data.val.labels), "test": len(data.test.labels)}
+    for name, n in sizes.items():
+        idx = np.asarray(getattr(scenario, name))
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise DataError(f"scenario.{name} must be a 1-D integer index array, got {idx.dtype} {idx.shape}")
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise DataError(f"scenario.{name} has indices outside 0..{n - 1}")
+        if np.any(np.diff(idx) <= 0):
+            raise DataError(f"scenario.{name} must be sorted and without repeats: use np.unique(indices)")
+    if len(np.intersect1d(scenario.labeled, scenario.pool)):
+        raise DataError("scenario.labeled and scenario.pool share images: an image is either labeled or in the pool")
+
+
 def _per_class(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.bincount(labels, minlength=n_classes)
 

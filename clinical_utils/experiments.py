@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import difflib
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import medmnist
 import pandas as pd
 from tqdm import tqdm
 
 from .data import MedMNIST, Scenario, binary_imbalance, load_medmnist, long_tail
 from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
+from .records import results_folder
 from .train import TrainConfig
 
 # What defines each experiment. Sizes, budget, rounds, seeds and training come from the profile.
@@ -130,25 +131,27 @@ class Config:
         return pd.Series({k: str(v) for k, v in values.items()}, name="value")
 
 
-def _need(ok: bool, name: str, value, wanted: str) -> None:
+def need(ok: bool, name: str, value, wanted: str) -> None:
+    """The one parameter check: a ConfigError naming the parameter, its value and what it must be."""
     if not ok:
         raise ConfigError(f"parameter {name} = {value!r} is not valid: it must be {wanted}")
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
+    """A whole number, and not a bool."""
     return isinstance(x, int) and not isinstance(x, bool)
 
 
 def names_from(name: str, value, allowed) -> list:
     """'all', or a non-empty list of distinct names from `allowed`, as a list."""
     names = list(allowed) if value == "all" else value
-    _need(isinstance(names, (list, tuple)) and names and set(names) <= set(allowed)
+    need(isinstance(names, (list, tuple)) and names and set(names) <= set(allowed)
           and len(set(names)) == len(names), name, value, f"'all' or a list of distinct names from {list(allowed)}")
     return list(names)
 
 
 def seeds_from(seeds) -> list:
-    _need(isinstance(seeds, (list, tuple)) and seeds and all(_is_int(s) and s >= 0 for s in seeds)
+    need(isinstance(seeds, (list, tuple)) and seeds and all(is_int(s) and s >= 0 for s in seeds)
           and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
     return list(seeds)
 
@@ -180,42 +183,48 @@ def configure(experiment: str, **params) -> Config:
                 "balanced_test": spec["setting"] == "binary", **DEFAULTS}
     p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in allowed}
 
-    _need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
+    need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
     rare = p["rare_classes"]
-    _need(rare is None or (isinstance(rare, (list, tuple)) and all(_is_int(c) and c >= 0 for c in rare)),
+    need(rare is None or (isinstance(rare, (list, tuple)) and all(is_int(c) and c >= 0 for c in rare)),
           "rare_classes", rare, "a list of class indices, e.g. [1] (None: the tail half, long-tail only)")
-    _need(rare is not None or spec["setting"] == "longtail", "rare_classes", rare,
+    need(rare is not None or spec["setting"] == "longtail", "rare_classes", rare,
           "a list of class indices: binary imbalance needs the rare classes named")
     for name in ("budget", "rounds", "epochs", "batch_size", "exemplars_per_class"):
-        _need(_is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
-    _need(p["batch_size"] >= 2, "batch_size", p["batch_size"], "at least 2")
+        need(is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
+    need(p["batch_size"] >= 2, "batch_size", p["batch_size"], "at least 2")
     if spec["setting"] == "binary":
         imbalance, labeled, pool = p["imbalance_ratio"], p["labeled_per_class"], p["pool_per_class"]
-        _need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_ratio", imbalance,
+        need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_ratio", imbalance,
               "a number >= 1 (common images per rare image)")
         names = ("labeled_per_class", "pool_per_class")
     else:
         imbalance, labeled, pool = p["imbalance_factor"], p["labeled_max"], p["pool_max"]
-        _need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_factor", imbalance,
+        need(isinstance(imbalance, (int, float)) and imbalance >= 1, "imbalance_factor", imbalance,
               "a number >= 1 (head class size / tail class size)")
         names = ("labeled_max", "pool_max")
-    _need(_is_int(labeled) and labeled >= 1, names[0], labeled, "a positive whole number")
-    _need(pool is None or (_is_int(pool) and pool >= 1), names[1], pool,
+    need(is_int(labeled) and labeled >= 1, names[0], labeled, "a positive whole number")
+    need(pool is None or (is_int(pool) and pool >= 1), names[1], pool,
           "a positive whole number, or None for all the train split allows")
-    strategies = names_from("strategies", p["strategies"], STRATEGIES)
-    seeds = seeds_from(p["seeds"])
-    _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
-    _need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
-    _need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
-    _need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
     order = p.get("order")
-    _need(order is None or (isinstance(order, (list, tuple)) and all(_is_int(c) and c >= 0 for c in order)
+    need(order is None or (isinstance(order, (list, tuple)) and all(is_int(c) and c >= 0 for c in order)
                             and len(set(order)) == len(order)), "order", order,
           "None (by train frequency) or a list of every class index once, from head (most images) to tail")
+    if p["dataset"] in medmnist.INFO:  # known without loading: catch class indices before any kernel starts
+        k = len(medmnist.INFO[p["dataset"]]["label"])
+        need(rare is None or all(c < k for c in rare), "rare_classes", rare,
+              f"class indices of {p['dataset']}, 0..{k - 1}")
+        need(order is None or sorted(order) == list(range(k)), "order", order,
+              f"every class of {p['dataset']} (0..{k - 1}) once, from head to tail")
+    strategies = names_from("strategies", p["strategies"], STRATEGIES)
+    seeds = seeds_from(p["seeds"])
+    need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
+    need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
+    need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
+    need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
     for name in ("balanced_test", "verify_data"):
-        _need(isinstance(p[name], bool), name, p[name], "True or False")
+        need(isinstance(p[name], bool), name, p[name], "True or False")
     for name in ("results_dir", "data_root"):
-        _need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
+        need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
     try:
         train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                             target_train_accuracy=p["target_train_accuracy"])
@@ -250,14 +259,15 @@ def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> lis
 
     Records go to results_dir/<experiment>/<strategy>/seed<k>.json, written after every round.
     """
-    results_dir = config.results_dir or tempfile.mkdtemp(prefix="clinical-utils-")
-    runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
-    records, scenarios, initial_models = [], {}, {}
-    for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
-        if seed not in scenarios:
-            scenarios[seed] = build_scenario(data, config, seed)
-        records.append(run_active_learning(
-            data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
-            train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,
-            experiment=config.experiment, embedding=config.embedding, initial_models=initial_models, record_path=record_path(results_dir, config.experiment, strategy, seed)))
-    return records
+    with results_folder(config.results_dir) as results_dir:  # None: a temporary folder, removed afterwards
+        runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
+        records, scenarios, initial_models = [], {}, {}
+        for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+            if seed not in scenarios:
+                scenarios[seed] = build_scenario(data, config, seed)
+            records.append(run_active_learning(
+                data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
+                train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,
+                experiment=config.experiment, embedding=config.embedding, initial_models=initial_models,
+                record_path=record_path(results_dir, config.experiment, strategy, seed)))
+        return records

@@ -9,21 +9,17 @@ record an uninterrupted run gives.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
 import time
 from dataclasses import asdict
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .data import MedMNIST, Scenario
+from .data import MedMNIST, Scenario, check_scenario
 from .models import build_model
-from .selection import (BASELINES, FUNCTIONS, badge_select, bald_select, coreset_select, entropy_select,
+from .records import fingerprint, open_record, write_json_atomic
+from .selection import (BASELINES, CONDITIONAL, FUNCTIONS, badge_select, bald_select, coreset_select, entropy_select,
                         gradient_embedding, least_confidence_select, margin_select, mc_dropout_probs,
                         random_select, smi_select)
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
@@ -43,41 +39,6 @@ def round_seed(seed: int, round_: int) -> int:
     return 1000 * seed + round_
 
 
-def _versions() -> dict:
-    out = {}
-    for name in ("clinical-utils", "torch", "torchvision", "medmnist", "submodlib-py", "numpy", "scikit-learn"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
-        return done.stdout.strip() or None if done.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _fingerprint(scenario: Scenario) -> str:
-    """Identifies the scenario's index sets, so a record is only ever resumed on the same split."""
-    digest = hashlib.sha1()
-    for idx in (scenario.labeled, scenario.pool, scenario.exemplars, scenario.test):
-        digest.update(np.ascontiguousarray(idx, dtype=np.int64).tobytes() + b"|")
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, record: dict) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald")
 
 
@@ -90,23 +51,6 @@ def uncertainty_select(strategy: str, model, probs: np.ndarray, feats: np.ndarra
                            budget)
     return {"entropy": entropy_select, "margin": margin_select, "least_confidence": least_confidence_select}[
         strategy](probs, budget)
-
-
-def open_record(path: Path | None, parameters: dict, rare_classes, device) -> dict:
-    """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
-    A stored record with other parameters is an error, so a run only ever resumes its own rounds."""
-    record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": _versions(),
-              "git_commit": _git_commit(), "device": str(device), "threads": torch.get_num_threads(), "rounds": [],
-              "finished": False}
-    if path is not None and path.exists():
-        previous = json.loads(path.read_text())
-        if previous["parameters"] != parameters:
-            raise ValueError(f"{path} holds a run with other parameters; delete it or choose another path "
-                             f"(stored: {previous['parameters']}, asked: {parameters})")
-        if previous["finished"]:
-            return previous
-        record["rounds"] = previous["rounds"]
-    return record
 
 
 def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
@@ -136,7 +80,7 @@ def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, probs: np.nd
     pool_emb = _smi_embedding(probs, feats, embedding, rare_classes=rare_classes)
     query_emb = _smi_embedding(q_probs, q_feats, embedding, labels=query_labels)
     private = None
-    if strategy in ("flcmi", "logdetcmi"):  # condition on what is already covered: the labeled common images
+    if strategy in CONDITIONAL:  # condition on what is already covered: the labeled common images
         common = labeled[~np.isin(data.train.labels[labeled], rare_classes)]
         p_probs, p_feats = predict(model, data.train.images[common], device, features=True)
         private = _smi_embedding(p_probs, p_feats, embedding, labels=data.train.labels[common])
@@ -162,6 +106,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    check_scenario(data, scenario)
     if queries not in QUERY_MODES:
         raise ValueError(f"queries must be one of {QUERY_MODES}, got {queries!r}")
     if embedding not in EMBEDDINGS:
@@ -177,10 +122,11 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     device = resolve_device(device)
     k = data.n_classes
     parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind,
-                  "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name, "train": asdict(train_config),
+                  "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name,
+                  "train": asdict(train_config),
                   "seed": seed, "queries": queries, "embedding": embedding, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
-                  "scenario_sha1": _fingerprint(scenario)}
+                  "scenario_sha1": fingerprint(scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
     path = None if record_path is None else Path(record_path)
     record = open_record(path, parameters, scenario.rare_classes, device)
     if record["finished"]:
@@ -250,7 +196,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             "rare_class_accuracy": float(np.nanmean([per_class[c] for c in scenario.rare_classes]))
             if scenario.rare_classes else float("nan"),
             "train_seconds": fit.seconds, "train_epochs": fit.epochs, "train_accuracy": fit.train_accuracy,
-            "select_seconds": select_seconds, "pool_predicted_rare": pool_predicted_rare,  # by the model that picked this round's images
+            # pool images the model that picked this round's images predicted rare
+            "select_seconds": select_seconds, "pool_predicted_rare": pool_predicted_rare,
         })
         if path is not None:
             write_json_atomic(path, record)

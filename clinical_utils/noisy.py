@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .train import TrainConfig, _as_uint8_tensor, _normalise, epoch_batches, optimizer, predict, resolve_device
+from .train import TrainConfig, as_uint8_tensor, epoch_batches, normalise, optimizer, predict, resolve_device
 
 VOG_KINDS = ("head", "input")
 
@@ -80,11 +80,11 @@ def head_gradients(probs: np.ndarray, feats: np.ndarray, labels: np.ndarray) -> 
 def input_gradients(model, images, labels, device, batch_size: int = 512) -> np.ndarray:
     """(N, H * W): gradient of the class-y logit with respect to the input pixels, averaged over channels."""
     model.eval()
-    x_all = _as_uint8_tensor(images, device)
+    x_all = as_uint8_tensor(images, device)
     y_all = torch.as_tensor(labels, device=device)
     out = []
     for lo in range(0, len(x_all), batch_size):
-        x = _normalise(x_all[lo:lo + batch_size], False).requires_grad_(True)
+        x = normalise(x_all[lo:lo + batch_size], False).requires_grad_(True)
         logits = model(x)
         # in eval mode the samples are independent, so one backward of the sum gives every sample's gradient
         (grad,) = torch.autograd.grad(logits.gather(1, y_all[lo:lo + batch_size, None]).sum(), x)
@@ -121,7 +121,7 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
                 seed: int = 0) -> CoTeachingResult:
     """Train two networks in place on uint8 images (N, C, H, W) and noisy labels (N,) by Co-teaching(+VOG)."""
     device = resolve_device(device)
-    x_all = _as_uint8_tensor(images, device)
+    x_all = as_uint8_tensor(images, device)
     labels = np.asarray(labels, dtype=np.int64)
     y_all = torch.as_tensor(labels, device=device)
     n = len(labels)

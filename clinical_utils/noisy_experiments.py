@@ -8,26 +8,24 @@ resume) and results/<experiment>/<sampler>/seed<k>.json, the same record layout 
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import medmnist
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
-from .experiments import ConfigError, _is_int, _need, check_names, names_from, record_path, seeds_from
-from .loop import write_json_atomic
+from .experiments import DEVICES, ConfigError, check_names, is_int, names_from, need, record_path, seeds_from
+from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
 from .refine import SAMPLERS, run_label_refinement
-from .selection import FUNCTIONS
+from .selection import UNCONDITIONAL
 from .train import TrainConfig, classification_metrics, predict, train
 
 METHODS = ("cross_entropy", "coteaching", "coteaching_vog")
@@ -111,33 +109,37 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     defaults = {**NOISY_PROFILES[profile], **_NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
                 **NOISY_EXPERIMENTS[experiment], **NOISY_DEFAULTS}
     p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in NOISY_PARAMETERS}
-    _need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
-    _need(p["train_size"] is None or (_is_int(p["train_size"]) and p["train_size"] >= 10), "train_size",
+    need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
+    need(p["train_size"] is None or (is_int(p["train_size"]) and p["train_size"] >= 10), "train_size",
           p["train_size"], "a whole number >= 10, or None for the whole train split")
-    _need(p["noise"] in KINDS[:2], "noise", p["noise"], f"one of {list(KINDS[:2])}")
-    _need(isinstance(p["noise_rate"], (int, float)) and 0 <= p["noise_rate"] < 1, "noise_rate", p["noise_rate"],
+    need(p["noise"] in KINDS[:2], "noise", p["noise"], f"one of {list(KINDS[:2])}")
+    need(isinstance(p["noise_rate"], (int, float)) and 0 <= p["noise_rate"] < 1, "noise_rate", p["noise_rate"],
           "a number in [0, 1)")
     forget = p["noise_rate"] if p["forget_rate"] is None else p["forget_rate"]
     rare = p["rare_classes"]
-    _need(rare is None or (isinstance(rare, (list, tuple)) and rare and all(_is_int(c) and c >= 0 for c in rare)),
+    need(rare is None or (isinstance(rare, (list, tuple)) and rare and all(is_int(c) and c >= 0 for c in rare)),
           "rare_classes", rare, "a non-empty list of class indices, or None for the classes below a uniform share")
+    if rare is not None and p["dataset"] in medmnist.INFO:  # before any kernel starts, not inside it
+        k = len(medmnist.INFO[p["dataset"]]["label"])
+        need(all(c < k for c in rare), "rare_classes", rare, f"class indices of {p['dataset']}, 0..{k - 1}")
     for name in ("epochs", "batch_size", "ramp_epochs", "window", "budget", "rounds", "finetune_epochs"):
-        _need(_is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
-    _need(_is_int(p["warmup_epochs"]) and p["warmup_epochs"] >= 0, "warmup_epochs", p["warmup_epochs"],
+        need(is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
+    need(is_int(p["warmup_epochs"]) and p["warmup_epochs"] >= 0, "warmup_epochs", p["warmup_epochs"],
           "a whole number >= 0")
-    _need(p["window"] >= 2, "window", p["window"], "at least 2 (a standard deviation needs two snapshots)")
-    _need(p["vog"] in VOG_KINDS, "vog", p["vog"], f"one of {list(VOG_KINDS)}")
-    _need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
-    _need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
+    need(p["window"] >= 2, "window", p["window"], "at least 2 (a standard deviation needs two snapshots)")
+    need(p["vog"] in VOG_KINDS, "vog", p["vog"], f"one of {list(VOG_KINDS)}")
+    need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
+    need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
           "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
     samplers = names_from("samplers", p["samplers"], SAMPLERS)
-    _need(p["smi_function"] in FUNCTIONS[:4], "smi_function", p["smi_function"], f"one of {list(FUNCTIONS[:4])}")
+    need(p["smi_function"] in UNCONDITIONAL, "smi_function", p["smi_function"], f"one of {list(UNCONDITIONAL)}")
     seeds = seeds_from(p["seeds"])
-    _need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
+    need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     for name in ("class_normalised", "correct_kept_noise", "verify_data"):
-        _need(isinstance(p[name], bool), name, p[name], "True or False")
-    for name in ("results_dir", "data_root", "device"):
-        _need(p[name] is None or isinstance(p[name], str), name, p[name], "a string or None")
+        need(isinstance(p[name], bool), name, p[name], "True or False")
+    need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
+    for name in ("results_dir", "data_root"):
+        need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
     try:
         coteaching = CoTeachingConfig(forget, p["ramp_epochs"], p["vog"], p["mix_ratio"], p["warmup_epochs"],
                                       p["window"], p["class_normalised"])
@@ -179,8 +181,8 @@ def noisy_split(data: MedMNIST, config: NoisyConfig, seed: int) -> NoisySplit:
     t = transition_matrix(data.n_classes, config.noise, config.noise_rate)
     noisy = add_label_noise(true, t, seed=seed)
     rare = config.rare_classes
-    if rare is None:
-        share = np.bincount(true, minlength=data.n_classes) / size
+    if rare is None:  # from the labels as given: the true ones are what nobody has
+        share = np.bincount(noisy, minlength=data.n_classes) / size
         rare = np.flatnonzero(share < 1 / data.n_classes).tolist()
     bad = [c for c in rare if c >= data.n_classes]
     if bad:
@@ -197,15 +199,17 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
                results_dir: Path) -> tuple[torch.nn.Module, dict]:
     """One LNL method on one seed: network 1 and its record (kept positions, clean recall, test metrics).
 
-    A finished record and its weights are read back instead of retrained."""
+    A finished record and its weights are read back instead of retrained; a record made with other parameters
+    is a StaleRecordError naming them."""
     path, weights = _phase1_paths(results_dir, config.experiment, method, seed)
     model = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
     params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
               "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
               "model": config.model, "train": asdict(config.train), "coteaching": asdict(config.coteaching)}
-    if path.exists() and weights.exists():
-        record = json.loads(path.read_text())
-        if record["parameters"] == params:
+    if path.exists():
+        record = read_json(path)
+        check_parameters(path, record["parameters"], params)
+        if weights.exists():  # the weights are not committed: without them phase 1 is trained again
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             return model, record
     images = data.train.images[split.train]
@@ -219,44 +223,45 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
         result = co_teaching(model, peer, images, split.noisy, ct, config.train, config.device, seed)
         kept, history, seconds = result.kept, result.history, result.seconds
     metrics = classification_metrics(data.test.labels, predict(model, data.test.images, config.device))
-    record = {"parameters": params, "rare_classes": split.rare_classes, "kept": np.flatnonzero(kept).tolist(),
+    record = {"parameters": params, "threads": torch.get_num_threads(), "rare_classes": split.rare_classes,
+              "kept": np.flatnonzero(kept).tolist(),
               "clean_recall": clean_recall(kept, split.noisy, split.true, data.class_names).reset_index()
               .to_dict("records"), "test": metrics, "seconds": seconds, "history": history}
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(weights.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)
+    write_atomic(weights, lambda tmp: torch.save(model.state_dict(), tmp))
     write_json_atomic(path, record)  # last: a record only exists with its weights beside it
     return model, record
 
 
 def run_noisy_experiment(data: MedMNIST, config: NoisyConfig, progress: bool = True) -> tuple[list, list]:
     """Phase 1 (every method) and phase 2 (every sampler) for every seed: (phase-1 records, phase-2 records)."""
-    results_dir = Path(config.results_dir or tempfile.mkdtemp(prefix="clinical-utils-"))
-    steps = [(seed, what) for seed in config.seeds for what in [*METHODS, *config.samplers]]
-    phase1, phase2, splits, models = [], [], {}, {}
-    for seed, what in tqdm(steps, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
-        if seed not in splits:
-            splits[seed] = noisy_split(data, config, seed)
-        split = splits[seed]
-        if what in METHODS:
-            model, record = run_phase1(data, config, split, what, seed, results_dir)
-            phase1.append(record)
-            if what == config.phase2_from:
-                models[seed] = (model.state_dict(), np.isin(np.arange(len(split.train)), record["kept"]))
-            continue
-        state, kept = models[seed]
-        model = build_model(config.model, data.n_channels, data.n_classes, data.size)
-        model.load_state_dict(state)
-        phase2.append(run_label_refinement(
-            model, data.train.images[split.train], split.noisy, split.true, kept, data.test.images,
-            data.test.labels, what, rounds=config.rounds, budget=config.budget, finetune=config.finetune,
-            rare_classes=split.rare_classes, seed=seed, device=config.device, smi_function=config.smi_function,
-            correct_kept_noise=config.correct_kept_noise,
-            record_path=record_path(results_dir, config.experiment, what, seed),
-            parameters={"experiment": config.experiment, "dataset": data.flag, "phase1": config.phase2_from,
-                        "noise": config.noise, "noise_rate": config.noise_rate, "train_size": len(split.train)}))
-    return phase1, phase2
+    with results_folder(config.results_dir) as results_dir:  # None: a temporary folder, removed afterwards
+        steps = [(seed, what) for seed in config.seeds for what in [*METHODS, *config.samplers]]
+        phase1, phase2, splits, models = [], [], {}, {}
+        for seed, what in tqdm(steps, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+            if seed not in splits:
+                splits[seed] = noisy_split(data, config, seed)
+            split = splits[seed]
+            if what in METHODS:
+                model, record = run_phase1(data, config, split, what, seed, results_dir)
+                phase1.append(record)
+                if what == config.phase2_from:
+                    models[seed] = (model.state_dict(), np.isin(np.arange(len(split.train)), record["kept"]),
+                                    record["parameters"])
+                continue
+            state, kept, upstream = models[seed]
+            model = build_model(config.model, data.n_channels, data.n_classes, data.size)
+            model.load_state_dict(state)
+            phase2.append(run_label_refinement(
+                model, data.train.images[split.train], split.noisy, split.true, kept, data.test.images,
+                data.test.labels, what, rounds=config.rounds, budget=config.budget, finetune=config.finetune,
+                rare_classes=split.rare_classes, seed=seed, device=config.device, smi_function=config.smi_function,
+                correct_kept_noise=config.correct_kept_noise,
+                record_path=record_path(results_dir, config.experiment, what, seed),
+                # everything phase 1 was run with (method, model, training, Co-teaching, VOG, ...): a phase-2 record is
+                # reused only on the phase 1 that produced it
+                parameters={"experiment": config.experiment, "dataset": data.flag, "phase1": upstream,
+                            "noise": config.noise, "noise_rate": config.noise_rate, "train_size": len(split.train)}))
+        return phase1, phase2
 
 
 def recall_frame(phase1: list[dict]) -> pd.DataFrame:
@@ -270,4 +275,4 @@ def recall_frame(phase1: list[dict]) -> pd.DataFrame:
 
 def load_phase1_records(results_dir: str | Path, experiment: str) -> list[dict]:
     """Every phase-1 record of an experiment: results_dir/<experiment>/phase1/<method>/seed<k>.json."""
-    return [json.loads(p.read_text()) for p in sorted(Path(results_dir, experiment, "phase1").glob("*/seed*.json"))]
+    return [read_json(p) for p in sorted(Path(results_dir, experiment, "phase1").glob("*/seed*.json"))]

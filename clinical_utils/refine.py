@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .loop import UNCERTAINTY, open_record, uncertainty_select, write_json_atomic
-from .selection import FUNCTIONS, coreset_select, gradient_embedding, random_select, smi_select
+from .loop import UNCERTAINTY, uncertainty_select
+from .records import open_record, write_json_atomic
+from .selection import UNCONDITIONAL, coreset_select, gradient_embedding, random_select, smi_select
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 SAMPLERS = ("random", "entropy", "margin", "least_confidence", "bald", "coreset", "loss", "smi")
@@ -63,8 +64,8 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    if sampler == "smi" and smi_function not in FUNCTIONS[:4]:
-        raise ValueError(f"smi_function must be one of {FUNCTIONS[:4]}, got {smi_function!r}")
+    if sampler == "smi" and smi_function not in UNCONDITIONAL:
+        raise ValueError(f"smi_function must be one of {UNCONDITIONAL}, got {smi_function!r}")
     noisy_labels, true_labels = np.asarray(noisy_labels, np.int64), np.asarray(true_labels, np.int64)
     kept = np.asarray(kept, bool)
     if rounds * budget > int((~kept).sum()):

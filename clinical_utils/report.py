@@ -6,10 +6,7 @@ gives unchanged files.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,6 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from .data import MedMNIST
+from .records import read_json, write_atomic
 from .selection import FUNCTIONS
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
@@ -28,7 +26,7 @@ def load_records(results_dir: str | Path) -> list[dict]:
     """Every run record under results_dir/<experiment>/<strategy>/seed<k>.json (other folders are ignored)."""
     records = []
     for path in sorted(Path(results_dir).glob("*/*/seed*.json")):
-        record = json.loads(path.read_text())
+        record = read_json(path)
         if "rounds" in record and "parameters" in record:
             record["parameters"].setdefault("experiment", path.parent.parent.name)
             records.append(record)
@@ -235,6 +233,17 @@ def collapse_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def blind_rounds_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, strategy): rare images picked per round when the picking model predicted no pool image
+    rare ('blind' rounds) and when it predicted some, mean over those rounds, with the number of rounds."""
+    later = frame[frame["round"] > 0].dropna(subset=["pool_predicted_rare"])
+    blind = np.where(later["pool_predicted_rare"] == 0, "blind", "sees rare")
+    table = later.groupby(["experiment", "strategy", blind])["rare_picked"].agg(["mean", "size"]).unstack()
+    table.columns = [f"{what}: {stat}".replace("mean", "rare picked / round").replace("size", "rounds")
+                     for stat, what in table.columns]
+    return table.round(2)
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-markdown rendering of a table with a (multi-)index, for the README."""
     frame = table.reset_index()
@@ -317,14 +326,9 @@ def picks_table(records: list[dict], round_: int = 1, seed: int | None = None, f
 
 
 def save_csv(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write `table` as CSV (4 decimals) through a unique temporary file and a rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as f:
-        table.to_csv(f, index=False, float_format="%.4f")
-    os.replace(f.name, path)
-    return path
+    """Write `table` as CSV (4 decimals), atomically (`records.write_atomic`)."""
+    write_atomic(Path(path), lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
+    return Path(path)
 
 
 def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:

@@ -20,16 +20,19 @@ import ast
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from .data import DataError, ensure_file
+from .records import read_json, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure
 from .noisy_experiments import NOISY_EXPERIMENTS, configure_noisy
 
@@ -108,7 +111,9 @@ def _done_before(source: Path, executed: Path, params: dict) -> bool:
 def _execute(source: Path, executed: Path, params: dict, notebooks: Path) -> None:
     """papermill into a temporary name beside `executed`, renamed on success; on failure kept as .failed.ipynb."""
     executed.parent.mkdir(parents=True, exist_ok=True)
-    partial = executed.with_name(executed.stem + ".partial.ipynb")
+    fd, partial = tempfile.mkstemp(dir=executed.parent, prefix=f".{executed.stem}.", suffix=".partial.ipynb")
+    os.close(fd)
+    partial = Path(partial)  # a unique name: two writers never share it
     failed = executed.with_name(executed.stem + ".failed.ipynb")
     try:
         papermill.execute_notebook(source, partial, parameters=params, kernel_name="python3", cwd=str(notebooks),
@@ -129,12 +134,30 @@ def _error_line(err: BaseException) -> str:
 
 
 def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root: Path) -> list[Outcome]:
+    """Run the notebooks `names`, then the summary, into results/runs/<profile>; one batch per folder at a time
+    (a second one stops at once, naming the folder and the process that holds it)."""
     notebooks = root / "notebooks"
-    executed_dir = root / runs_dir(profile) / "executed"
+    run = root / runs_dir(profile)
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
     check_overrides(names, overrides, notebooks)
     configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
         name, **_parameters(name, profile, overrides)) for name in names}
+    run.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(run / ".batch.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        holder = (run / ".batch.pid").read_text().strip() if (run / ".batch.pid").exists() else "unknown"
+        raise ConfigError(f"another batch is running on {run} (process {holder}); wait for it to finish, or run "
+                          "another profile") from None
+    try:
+        (run / ".batch.pid").write_text(f"{os.getpid()}\n")
+        return _run_locked(names, profile, overrides, force, notebooks, run / "executed", configs)
+    finally:
+        lock.release()
+
+
+def _run_locked(names, profile, overrides, force, notebooks, executed_dir, configs) -> list[Outcome]:
     outcomes = []
     for i, name in enumerate(names + [SUMMARY], 1):
         params = _parameters(name, profile, overrides)
@@ -157,6 +180,8 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
             if not force and _done_before(source, executed, params):
                 outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
                 continue
+            if force and config.results_dir is not None:  # computed afresh: its old records would be read back
+                shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
         start = time.perf_counter()
         try:
             _execute(source, executed, params, notebooks)
@@ -180,6 +205,70 @@ def report(outcomes: list[Outcome], profile: str) -> str:
         lines.append(f"records, executed notebooks and figures: {runs_dir(profile)}/; the reference: "
                      f"results/{profile}/ (--promote makes this run the reference)")
     return "\n".join(lines)
+
+
+TIMINGS = ("train_seconds", "select_seconds", "seconds")  # differ on every run: not compared
+RUN_FACTS = ("versions", "git_commit", "device", "threads")  # how, not what: reported, not compared
+
+
+def _comparable(record: dict):
+    strip = lambda d: {k: v for k, v in d.items() if k not in TIMINGS} if isinstance(d, dict) else d
+    return {k: [strip(r) for r in v] if k == "rounds" else strip(v) for k, v in record.items()
+            if k not in RUN_FACTS and k not in TIMINGS and k != "history"}
+
+
+def _largest_differences(a: dict, b: dict) -> dict:
+    """Per numeric round metric, the largest absolute difference between two records' rounds."""
+    out = {}
+    for ra, rb in zip(a.get("rounds", []), b.get("rounds", [])):
+        for key, va in ra.items():
+            vb = rb.get(key)
+            if key in TIMINGS or isinstance(va, bool) or not isinstance(va, (int, float)) or not isinstance(
+                    vb, (int, float)):
+                continue
+            if va != vb and not (va != va and vb != vb):  # NaN equals NaN here
+                out[key] = max(out.get(key, 0.0), abs(va - vb))
+    return out
+
+
+def compare_with_reference(root: Path, profile: str) -> dict:
+    """How the run in results/runs/<profile> compares with the reference results/<profile>, per experiment:
+    records in both, how many are identical (timings, versions, commit and thread count aside), and for the others
+    the largest difference of each metric. Written to results/runs/<profile>/reproduction.json."""
+    run, reference = root / runs_dir(profile), root / "results" / profile
+    report_ = {"profile": profile, "reference": str(reference.relative_to(root)), "run": runs_dir(profile),
+               "experiments": {}}
+    for path in sorted(run.glob("*/**/seed*.json")):
+        relative = path.relative_to(run)
+        entry = report_["experiments"].setdefault(relative.parts[0], {
+            "records": 0, "identical": 0, "different": [], "not in reference": [], "largest differences": {}})
+        entry["records"] += 1
+        ours, theirs = read_json(path), (read_json(reference / relative) if (reference / relative).exists()
+                                         else None)
+        if theirs is None:
+            entry["not in reference"].append(str(relative))
+        elif _comparable(ours) == _comparable(theirs):
+            entry["identical"] += 1
+        else:
+            entry["different"].append(str(relative))
+            for key, value in _largest_differences(ours, theirs).items():
+                entry["largest differences"][key] = max(entry["largest differences"].get(key, 0.0), value)
+    write_json_atomic(run / "reproduction.json", report_)
+    return report_
+
+
+def reproduction_lines(report_: dict) -> list[str]:
+    lines = [f"against the reference {report_['reference']}/:"]
+    for name, e in report_["experiments"].items():
+        line = f"  {name}: {e['identical']} of {e['records']} records identical"
+        if e["not in reference"]:
+            line += f", {len(e['not in reference'])} not in the reference"
+        if e["largest differences"]:
+            biggest = sorted(e["largest differences"].items(), key=lambda kv: -kv[1])[:4]
+            line += "; largest differences: " + ", ".join(f"{k} {v:.3g}" for k, v in biggest)
+        lines.append(line)
+    lines.append(f"  details: {report_['run']}/reproduction.json")
+    return lines
 
 
 def promote(root: Path, profile: str) -> list[Path]:
@@ -217,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"notebooks to run, of {list(NOTEBOOKS)}")
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
-    parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is current")
+    parser.add_argument("--force", action="store_true",
+                        help="re-run the notebooks from scratch: their executed copies and run records are replaced")
     parser.add_argument("--promote", action="store_true",
                         help="copy the finished run of --profile over its committed reference, run nothing")
     args = parser.parse_args(argv)
@@ -243,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(str(err))
     print(report(outcomes, args.profile))
+    if (root / "results" / args.profile).exists():
+        print("\n".join(reproduction_lines(compare_with_reference(root, args.profile))))
     failed = any(o.status == "FAILED" for o in outcomes)
     asked_but_skipped = args.only is not None and any(o.status == "skipped" and o.name in args.only
                                                       for o in outcomes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -72,18 +72,16 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)  # per epoch: loss, accuracy
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
-
-def _as_uint8_tensor(images, device: torch.device) -> torch.Tensor:
+def as_uint8_tensor(images, device: torch.device) -> torch.Tensor:
+    """images as a uint8 (N, C, H, W) tensor on `device`; anything else is a ValueError saying what it got."""
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     return images.to(device)
 
 
-def _normalise(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
+def normalise(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """uint8 -> float in [-1, 1], as MedMNIST's Normalize(mean=.5, std=.5)."""
     x = batch.float().mul_(2 / 255).sub_(1)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -117,7 +115,7 @@ def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator
         if len(idx) < 2:
             continue
         idx_dev = idx.to(x_all.device)
-        x = _normalise(x_all[idx_dev], cuda)
+        x = normalise(x_all[idx_dev], cuda)
         if config.flip:
             x = torch.where(flips[idx].to(x_all.device)[:, None, None, None], x.flip(3), x)
         yield idx, x
@@ -130,7 +128,7 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     progress: True/False, or None for tqdm's rule (shown only on a terminal).
     """
     device = resolve_device(device)
-    x_all = _as_uint8_tensor(images, device)
+    x_all = as_uint8_tensor(images, device)
     y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)
     n = len(y_all)
     if n != len(x_all) or n < 2:
@@ -176,12 +174,12 @@ def predict(model: torch.nn.Module, images, device: str | torch.device = "auto",
             features: bool = False):
     """Class probabilities (N, K) float32, and with `features=True` also penultimate features (N, d)."""
     device = resolve_device(device)
-    x_all = _as_uint8_tensor(images, device)
+    x_all = as_uint8_tensor(images, device)
     cuda = device.type == "cuda"
     model.to(device).eval()
     probs, feats = [], []
     for lo in range(0, len(x_all), batch_size):
-        x = _normalise(x_all[lo:lo + batch_size], cuda)
+        x = normalise(x_all[lo:lo + batch_size], cuda)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             h = model.features(x)
             logits = model.head(h)

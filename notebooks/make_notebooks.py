@@ -107,7 +107,8 @@ COMMENTS = {
     "lr": "SGD, momentum 0.9, weight decay 5e-4",
     "target_train_accuracy": "stop training at this training accuracy, e.g. 0.99 (the authors' rule)",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
-    "embedding": "SMI's embedding: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label), 'features'",
+    "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
+                 "or 'features'",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
     "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json",
     "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
@@ -325,6 +326,9 @@ def summary_notebook() -> nbformat.NotebookNode:
             "rare (rare-class accuracy 0), and how often the model that picks a round's images predicts no pool "
             "image rare: then the authors' gradient embeddings point every pool image away from the rare queries."),
         new_code_cell("report.collapse_table(targeted) if len(targeted) else 'no CLINICAL records'"),
+        new_markdown_cell("What each strategy picked in rounds whose picking model was blind (predicted no pool image "
+                          "rare) and in the others: rare images per round, mean over those rounds."),
+        new_code_cell("report.blind_rounds_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell("## Active label refinement, final round\nmean ± sd over seeds; `corrected`: wrong labels "
                           "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
         new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"

@@ -44,7 +44,7 @@ def test_split_noise_and_default_minority_classes(tmp_path):
     split = noisy_split(data, config, seed=4)
     assert len(split.train) == 300 and (split.true == data.train.labels[split.train]).all()
     assert abs((split.noisy != split.true).mean() - 0.8) < 0.02
-    share = np.bincount(split.true, minlength=9) / 300
+    share = np.bincount(split.noisy, minlength=9) / 300  # the labels as given, never the true ones
     assert split.rare_classes == np.flatnonzero(share < 1 / 9).tolist()
     with pytest.raises(ConfigError, match="larger than"):
         noisy_split(data, configure_noisy("path_noisy", profile="smoke", train_size=10**6, data_root=str(tmp_path),

@@ -112,8 +112,9 @@ def test_device_resolution():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_path(blood):
-    model = build_model("resnet18", 3, 8)
-    result = train(model, blood.train.images, blood.train.labels, TrainConfig(epochs=2), "cuda")
-    assert result.epochs == 2
-    assert next(model.parameters()).device.type == "cuda"
-    assert evaluate(model, blood.test.images, blood.test.labels, "cuda")["accuracy"] >= 0
+    """bf16 autocast and channels-last on CUDA learn the fixture (brightness by class) as the CPU does."""
+    config = TrainConfig(epochs=20, batch_size=32, optimizer="adam", lr=3e-3)
+    model = build_model("small_cnn", 3, 8)
+    result = train(model, blood.train.images, blood.train.labels, config, "cuda")
+    assert result.epochs == 20 and next(model.parameters()).device.type == "cuda"
+    assert evaluate(model, blood.test.images, blood.test.labels, "cuda")["accuracy"] >= 0.6  # chance: 0.125

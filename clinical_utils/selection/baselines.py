@@ -18,6 +18,11 @@ def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
         raise SelectionError(f"{name} must have {ndim} dimensions, got shape {p.shape}")
     if not np.isfinite(p).all() or (p < 0).any():
         raise SelectionError(f"{name} must be finite and non-negative (softmax outputs)")
+    total = p.sum(-1)
+    if p.size and np.abs(total - 1).max() > 1e-3:
+        worst = np.unravel_index(np.abs(total - 1).argmax(), total.shape)
+        raise SelectionError(f"{name} rows must sum to 1 (class probabilities, e.g. a softmax); row {worst} sums "
+                             f"to {total[worst]:.4g}: pass probabilities, not logits or scores")
     return p
 
 

@@ -40,6 +40,9 @@ def gradient_embedding(probs, features, labels=None) -> GradientEmbedding:
     y = p.argmax(1) if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if len(y) != len(p):
         raise ValueError(f"labels has {len(y)} entries for {len(p)} points")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= p.shape[1]):
+        raise ValueError(f"labels must be class indices 0..{p.shape[1] - 1} (probs has {p.shape[1]} columns); "
+                         f"got values from {int(y.min())} to {int(y.max())}")
     e = p.clone()
     e[torch.arange(len(p)), y] -= 1
     return GradientEmbedding(e, h.to(p.device))

@@ -44,6 +44,7 @@ from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_bud
 
 FUNCTIONS = ("flmi", "flqmi", "gcmi", "logdetmi", "flcmi", "logdetcmi")
 CONDITIONAL = ("flcmi", "logdetcmi")
+UNCONDITIONAL = tuple(f for f in FUNCTIONS if f not in CONDITIONAL)  # need no private set
 BACKENDS = ("native", "submodlib")
 FLOAT_MIN = torch.finfo(torch.float32).tiny  # std::numeric_limits<float>::min(), submodlib's start for max_q
 BLOCK_BYTES = 1 << 26  # one kernel block in flight: 64 MiB

@@ -1,0 +1,132 @@
+"""Run records: JSON files written atomically, read with errors that name the file, resumed only when equal.
+
+A record is {"parameters": everything that determines the run, "versions", "git_commit", "device", "threads",
+"rounds": [...], "finished": bool, ...}. It is reused (returned when finished, continued when not) only when its
+stored parameters equal the asked ones; otherwise `StaleRecordError` names the parameters that differ and how to
+run again. Files are written through a unique temporary file in the same folder and an atomic rename, so readers
+and concurrent writers never see half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PACKAGES = ("clinical-utils", "torch", "torchvision", "medmnist", "submodlib-py", "numpy", "scikit-learn", "scipy")
+RERUN = ("delete that file (or its experiment's folder) to compute it again, or run the batch with --force, "
+         "which starts the notebook's records afresh")
+
+
+class RecordError(ValueError):
+    """A record that cannot be read; the message names the file and the fix."""
+
+
+class StaleRecordError(RecordError):
+    """A stored record made with other parameters; the message names them and how to run again."""
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def fingerprint(*arrays) -> str:
+    """SHA-1 of integer index arrays (e.g. a scenario's sets): equal only for equal arrays in equal order."""
+    digest = hashlib.sha1()
+    for idx in arrays:
+        digest.update(np.ascontiguousarray(idx, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, write) -> None:
+    """Create `path` by `write(temporary_path)` and a rename: a unique temporary name in the same folder, so two
+    writers never share it and a reader sees the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, record: dict) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"))
+
+
+def read_json(path: Path) -> dict:
+    """A stored record; a truncated or damaged file is a RecordError naming it and the fix."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError(f"{path} is damaged ({err}); it was not written by this package in one piece. "
+                          f"Delete it to compute it again.") from None
+
+
+def differing(stored: dict, asked: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the entries where two parameter dicts differ, with both values."""
+    out = []
+    for key in sorted(set(stored) | set(asked), key=str):
+        a, b = stored.get(key, "<absent>"), asked.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differing(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: stored {a!r}, asked {b!r}")
+    return out
+
+
+def check_parameters(path: Path, stored: dict, asked: dict) -> None:
+    if stored != asked:
+        raise StaleRecordError(f"{path} holds a run with other parameters ({'; '.join(differing(stored, asked))}); "
+                               f"{RERUN}")
+
+
+def open_record(path: Path | None, parameters: dict, rare_classes, device) -> dict:
+    """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
+    A stored record with other parameters is a StaleRecordError, so a run only ever resumes its own rounds."""
+    record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": versions(),
+              "git_commit": git_commit(), "device": str(device), "threads": torch.get_num_threads(), "rounds": [],
+              "finished": False}
+    if path is not None and path.exists():
+        previous = read_json(path)
+        check_parameters(path, previous["parameters"], parameters)
+        if previous["finished"]:
+            return previous
+        record["rounds"] = previous["rounds"]
+    return record
+
+
+@contextmanager
+def results_folder(results_dir):
+    """`results_dir` as a Path, or, for None, a temporary folder removed afterwards (nothing kept)."""
+    if results_dir is not None:
+        yield Path(results_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="clinical-utils-") as tmp:
+        yield Path(tmp)

@@ -1,0 +1,111 @@
+"""Run records: reused only when every parameter is equal, written atomically under concurrency, damage named."""
+import json
+import multiprocessing
+import subprocess
+import sys
+
+import pytest
+
+from clinical_utils import records
+from clinical_utils.experiments import configure, load_data, run_experiment
+from clinical_utils.noisy_experiments import configure_noisy, load_noisy_data, run_noisy_experiment
+from medmnist_fixtures import write_download_sets
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(write_download_sets(tmp_path_factory.mktemp("data")))
+
+
+def _clinical(data_root, results, **changes):
+    params = {"strategies": ["random"], "rounds": 1, "epochs": 1, **changes}
+    config = configure("blood_binary", profile="smoke", data_root=data_root, verify_data=False,
+                       results_dir=str(results), **params)
+    return run_experiment(load_data(config), config, progress=False)
+
+
+@pytest.mark.parametrize("change, named", [({"epochs": 2}, "train.epochs"), ({"budget": 3}, "budget"),
+                                           ({"imbalance_ratio": 10}, "scenario_sha1"),
+                                           ({"embedding": "features"}, "embedding")])
+def test_a_clinical_record_with_other_parameters_is_refused(data_root, tmp_path, change, named):
+    _clinical(data_root, tmp_path)
+    with pytest.raises(records.StaleRecordError, match=rf"{named}: stored .*--force"):
+        _clinical(data_root, tmp_path, **change)
+
+
+def _noisy(data_root, results, **changes):
+    params = {"samplers": ["random"], "epochs": 3, "rounds": 1, **changes}
+    config = configure_noisy("derma_noisy", profile="smoke", data_root=data_root, verify_data=False,
+                             results_dir=str(results), **params)
+    return run_noisy_experiment(load_noisy_data(config), config, progress=False)
+
+
+@pytest.mark.parametrize("change, named", [({"mix_ratio": 0.5}, "coteaching.mix_ratio"),
+                                           ({"window": 3}, "coteaching.window"),
+                                           ({"lr": 0.05}, "train.lr")])
+def test_phase_one_and_phase_two_records_know_their_upstream(data_root, tmp_path, change, named):
+    """Phase 1 is not silently retrained over its record; phase 2 is not reused on another phase 1."""
+    _noisy(data_root, tmp_path)
+    with pytest.raises(records.StaleRecordError, match=rf"phase1/.*{named}: stored"):
+        _noisy(data_root, tmp_path, **change)
+    for path in (tmp_path / "derma_noisy" / "phase1").rglob("seed0.*"):  # phase 1 redone, phase 2 left stale
+        path.unlink()
+    with pytest.raises(records.StaleRecordError, match=rf"random/seed0.json .*phase1.{named}: stored"):
+        _noisy(data_root, tmp_path, **change)
+
+
+def test_a_damaged_record_names_the_file_and_the_fix(data_root, tmp_path):
+    _clinical(data_root, tmp_path)
+    path = tmp_path / "blood_binary" / "random" / "seed0.json"
+    path.write_text(path.read_text()[:100])  # truncated
+    with pytest.raises(records.RecordError, match=r"seed0.json is damaged .*Delete it"):
+        _clinical(data_root, tmp_path)
+
+
+def _writer(path, value, count):
+    for i in range(count):
+        records.write_json_atomic(path, {"writer": value, "i": i, "padding": "x" * 20000})
+
+
+def test_concurrent_writers_and_a_reader_never_see_half_a_file(tmp_path):
+    path = tmp_path / "r.json"
+    records.write_json_atomic(path, {"writer": -1})
+    writers = [multiprocessing.Process(target=_writer, args=(path, w, 300)) for w in (0, 1)]
+    for w in writers:
+        w.start()
+    reads = bad = 0
+    while any(w.is_alive() for w in writers):
+        try:
+            json.loads(path.read_text())
+        except json.JSONDecodeError:
+            bad += 1
+        reads += 1
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert reads > 0 and bad == 0
+    assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
+
+
+def test_smoke_runs_without_a_results_folder_leave_nothing(data_root, tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = configure("blood_binary", profile="smoke", data_root=data_root, verify_data=False,
+                       strategies=["random"], rounds=1, epochs=1)
+    assert config.results_dir is None
+    run_experiment(load_data(config), config, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_smoke_experiment_twice_in_fresh_processes_gives_identical_records(data_root, tmp_path):
+    """A seed reproduces bit for bit on the CPU (same torch, same thread count) across processes."""
+    script = ("import sys; from clinical_utils.experiments import configure, load_data, run_experiment; "
+              "c = configure('blood_binary', profile='smoke', data_root=sys.argv[1], verify_data=False, "
+              "strategies=['flqmi', 'entropy'], results_dir=sys.argv[2]); run_experiment(load_data(c), c, False)")
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-c", script, data_root, str(tmp_path / out)], check=True, timeout=600)
+    for strategy in ("flqmi", "entropy"):
+        a, b = (json.loads((tmp_path / out / "blood_binary" / strategy / "seed0.json").read_text())
+                for out in ("a", "b"))
+        strip = lambda r: [{k: v for k, v in x.items() if not k.endswith("seconds")} for x in r["rounds"]]
+        assert strip(a) == strip(b) and a["parameters"] == b["parameters"] and a["threads"] == b["threads"]
