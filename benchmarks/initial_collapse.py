@@ -6,6 +6,7 @@ saves results/bench/initial_collapse.json. About 5 minutes on 2 CPU cores.
 
     python benchmarks/initial_collapse.py
 """
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -32,9 +33,12 @@ def main() -> None:
     out = []
     for name in EXPERIMENTS:
         for rule, overrides in RULES.items():
-            if overrides["epochs"] is None:
-                overrides = {"target_train_accuracy": None, "epochs": OLD_EPOCHS.get(name, 10)}
-            config = configure(name, profile="quick", seeds=SEEDS, **overrides)
+            config = configure(name, profile="quick", seeds=SEEDS)
+            # set the training rule directly: in configure, None means "the profile's value", not "off"
+            fixed = overrides["epochs"] is None
+            config = dataclasses.replace(config, train=dataclasses.replace(
+                config.train, target_train_accuracy=overrides["target_train_accuracy"],
+                epochs=OLD_EPOCHS.get(name, 10) if fixed else overrides["epochs"]))
             data = load_data(config)
             rare, epochs = [], []
             for seed in SEEDS:

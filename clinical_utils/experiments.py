@@ -5,7 +5,8 @@ everything whose value comes from the profile. `configure` merges the two, check
 unknown names, so a typo fails at once with the list of valid names instead of running a different experiment.
 
 Profiles: `smoke` (seconds: nbval regression tests), `quick` (the CPU default: small CNN trained until 99%
-training accuracy or 30 epochs, 10 seeds for the binary sets and 5 for the others, 5 rounds, every strategy),
+training accuracy or 30 epochs, 10 seeds for pneumonia_binary and breast_binary and 5 for the others, 5 rounds,
+every strategy),
 `paper_cpu` (the authors' protocol on PneumoniaMNIST at a CPU's size: see PROFILES), `paper` (the authors'
 protocol: ResNet-18 retrained each round until 99% training accuracy, batch 20, 5 seeds, 10 rounds of 20; for a
 GPU).
@@ -13,6 +14,7 @@ GPU).
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,6 +91,11 @@ PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "bala
               "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "queries",
               "embedding", "device", "results_dir", "data_root", "verify_data")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def valid_device(device) -> bool:
+    """A device name `train.resolve_device` understands: one of DEVICES, or 'cuda:N' for GPU number N."""
+    return device in DEVICES or (isinstance(device, str) and re.fullmatch(r"cuda:\d+", device) is not None)
 
 
 class ConfigError(ValueError):
@@ -220,7 +227,7 @@ def configure(experiment: str, **params) -> Config:
     need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
     need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
-    need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
+    need(valid_device(p["device"]), "device", p["device"], f"one of {list(DEVICES)} or 'cuda:N'")
     for name in ("balanced_test", "verify_data"):
         need(isinstance(p[name], bool), name, p[name], "True or False")
     for name in ("results_dir", "data_root"):
@@ -265,6 +272,7 @@ def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> lis
         for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
             if seed not in scenarios:
                 scenarios[seed] = build_scenario(data, config, seed)
+                initial_models.clear()  # round 0 is shared within a seed only: keep one model's weights
             records.append(run_active_learning(
                 data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
                 train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
-from .experiments import DEVICES, ConfigError, check_names, is_int, names_from, need, record_path, seeds_from
+from .experiments import (DEVICES, ConfigError, check_names, is_int, names_from, need, record_path, seeds_from,
+                          valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -52,7 +53,7 @@ NOISY_PROFILES = {
               "rounds": 9, "finetune_epochs": 25, "seeds": [0, 1, 2, 3, 4], "model": "resnet18",
               "results_dir": "../results/runs/paper"},
 }
-_NOISY_EXPERIMENT_PROFILE = {("retina_noisy", "quick"): {"train_size": None}}  # RetinaMNIST has 1,080 in all
+NOISY_EXPERIMENT_PROFILE = {("retina_noisy", "quick"): {"train_size": None}}  # RetinaMNIST has 1,080 in all
 # Values no profile changes.
 NOISY_DEFAULTS = {"noise": "symmetric", "vog": "head", "mix_ratio": 0.2, "class_normalised": False,
                   "phase2_from": "coteaching_vog", "smi_function": "flqmi", "correct_kept_noise": False,
@@ -106,7 +107,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     profile = params.get("profile") or "quick"
     if profile not in NOISY_PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {list(NOISY_PROFILES)}")
-    defaults = {**NOISY_PROFILES[profile], **_NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
+    defaults = {**NOISY_PROFILES[profile], **NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
                 **NOISY_EXPERIMENTS[experiment], **NOISY_DEFAULTS}
     p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in NOISY_PARAMETERS}
     need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
@@ -137,7 +138,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     for name in ("class_normalised", "correct_kept_noise", "verify_data"):
         need(isinstance(p[name], bool), name, p[name], "True or False")
-    need(p["device"] in DEVICES, "device", p["device"], f"one of {list(DEVICES)}")
+    need(valid_device(p["device"]), "device", p["device"], f"one of {list(DEVICES)} or 'cuda:N'")
     for name in ("results_dir", "data_root"):
         need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
     try:

@@ -115,7 +115,8 @@ def open_record(path: Path | None, parameters: dict, rare_classes, device) -> di
               "finished": False}
     if path is not None and path.exists():
         previous = read_json(path)
-        check_parameters(path, previous["parameters"], parameters)
+        check_parameters(path, {**previous["parameters"], "rare_classes": previous["rare_classes"]},
+                         {**parameters, "rare_classes": record["rare_classes"]})
         if previous["finished"]:
             return previous
         record["rounds"] = previous["rounds"]

@@ -17,6 +17,7 @@ import seaborn as sns
 from .data import MedMNIST
 from .records import read_json, write_atomic
 from .selection import FUNCTIONS
+from .stats import significant
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
 REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement records only
@@ -204,8 +205,6 @@ def corrected_images(data: MedMNIST, train: np.ndarray, noisy: np.ndarray, recor
 def paired_view(paired: pd.DataFrame, metrics=("rare_picked_total", "rare_class_accuracy")) -> pd.DataFrame:
     """`stats.paired_table` as 'mean [low, high]' strings: one row per (experiment, strategy), one column per
     (reference, metric); '*' marks an interval that excludes 0."""
-    from .stats import significant
-
     part = paired[paired["metric"].isin(metrics)].copy()
     digits = part["metric"].map(lambda m: 1 if m.startswith("rare_picked") else 3)
     mark = np.where(significant(part), "*", "")

@@ -9,8 +9,9 @@ batch always computes afresh into results/runs/<profile>/ (not committed): recor
 it finished, so a stopped batch leaves no half-written notebook; a failed one is kept as <name>.failed.ipynb. A
 notebook whose executed copy finished with the same parameters and the same cells is skipped; inside a
 notebook, finished run records are read back, so an interrupted batch resumes at the run (and round) it stopped
-in. `--promote` copies a finished run over the reference (records; for quick also the executed notebooks over
-notebooks/ and the figures over figures/), for a maintainer to commit. A notebook that fails does not stop the
+in. `--promote` copies a finished run over the reference (records, executed notebooks, tables; figures into
+figures/ for quick and figures/<profile>/ otherwise; for quick also the executed notebooks over notebooks/), for
+a maintainer to commit. A notebook that fails does not stop the
 batch; the exit status is 1 if any failed, if a notebook named with --only was skipped, or if nothing ran.
 """
 from __future__ import annotations
@@ -32,9 +33,9 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from .data import DataError, ensure_file
-from .records import read_json, write_json_atomic
+from .records import read_json, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure
-from .noisy_experiments import NOISY_EXPERIMENTS, configure_noisy
+from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy
 
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
@@ -151,7 +152,7 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
         raise ConfigError(f"another batch is running on {run} (process {holder}); wait for it to finish, or run "
                           "another profile") from None
     try:
-        (run / ".batch.pid").write_text(f"{os.getpid()}\n")
+        write_atomic(run / ".batch.pid", lambda tmp: tmp.write_text(f"{os.getpid()}\n"))
         return _run_locked(names, profile, overrides, force, notebooks, run / "executed", configs)
     finally:
         lock.release()
@@ -279,6 +280,13 @@ def promote(root: Path, profile: str) -> list[Path]:
     records = sorted(run.glob("*/**/seed*.json"))
     if not records:
         raise ConfigError(f"no run records under {run}: run the batch for profile {profile} first")
+    for path in sorted((run / "executed").glob("*.ipynb")):  # a reference is the profile as it is, no --set
+        given = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("parameters", {})
+        if path.stem in NOTEBOOKS and given != _parameters(path.stem, profile, {}):
+            raise ConfigError(f"{path} ran with --set overrides ({given}); only a plain run of profile {profile} "
+                              "can become its reference")
+    for experiment in {p.relative_to(run).parts[0] for p in records}:  # no record of an older run survives
+        shutil.rmtree(reference / experiment, ignore_errors=True)
     copied = []
     for path in [*records, *sorted((run / "executed").glob("*.ipynb")), *sorted((run / "summary").glob("*.csv"))]:
         if path.name.endswith((".partial.ipynb", ".failed.ipynb")):
@@ -320,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(NOTEBOOKS)}")
     names = [n for n in NOTEBOOKS if args.only is None or n in args.only]
+    if args.profile not in NOISY_PROFILES:  # paper_cpu: the CLINICAL notebooks only
+        asked = sorted(set(args.only or []) & set(NOISY_EXPERIMENTS))
+        if asked:
+            parser.error(f"profile {args.profile!r} has no label-refinement settings: {asked} run under "
+                         f"{list(NOISY_PROFILES)}")
+        names = [n for n in names if n not in NOISY_EXPERIMENTS]
     if args.promote:
         try:
             print(f"copied {len(promote(root, args.profile))} files into results/{args.profile}/")

@@ -64,6 +64,8 @@ def paired_table(frame: pd.DataFrame, metrics=PAIRED_METRICS) -> pd.DataFrame:
             references = [(name, label) for name, label in (("random", "random"),
                                                            (best, f"best baseline ({best})"))
                           if name is not None and name in wide]
+            if best == "random":  # the same comparison twice otherwise
+                references = references[:1]
             for strategy in wide.columns:
                 for reference, label in references:
                     if strategy == reference:

@@ -94,3 +94,12 @@ def test_mc_dropout_probs_shape_seed_and_spread():
 def test_baselines_reject_bad_input(call, fragment):
     with pytest.raises(SelectionError, match=fragment):
         call()
+
+
+def test_probabilities_must_be_probabilities():
+    logits = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(SelectionError, match="rows must sum to 1 .*not logits"):
+        entropy_select(np.abs(logits), 5)
+    probs = np.full((4, 3), 1 / 3)
+    with pytest.raises(ValueError, match=r"class indices 0..2"):
+        gradient_embedding(probs, np.ones((4, 2)), labels=[0, 1, 2, 3])

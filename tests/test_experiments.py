@@ -25,7 +25,8 @@ def test_none_takes_the_profile_value_and_literals_win():
     ("rounds", 0), ("budget", 2.5), ("strategies", ["flqmi", "typo"]), ("strategies", ["random", "random"]),
     ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
     ("lr", 0), ("target_train_accuracy", 2), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
-    ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3)])
+    ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3), ("device", "tpu"),
+    ("rare_classes", [5]), ("embedding", "pixels")])
 def test_bad_values_name_the_parameter(name, value):
     with pytest.raises(ConfigError, match=name if name not in ("lr", "target_train_accuracy") else "training"):
         configure("pneumonia_binary", **{name: value})

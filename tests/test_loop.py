@@ -138,3 +138,17 @@ def test_query_set_grows_with_the_rare_images_found(setting, monkeypatch):
     found = np.cumsum([sum(r["selected_per_class"][c] for c in scenario.rare_classes) for r in record["rounds"]])
     exemplars = int(np.isin(blood.val.labels[scenario.exemplars], scenario.rare_classes).sum())
     assert sizes == [exemplars + int(f) for f in found[:-1]]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: {"pool": s.pool[::-1].copy()}, "sorted and without repeats"),
+    (lambda s: {"pool": np.sort(np.concatenate([s.pool, s.pool[:1]]))}, "sorted and without repeats"),
+    (lambda s: {"labeled": np.sort(np.concatenate([s.labeled, s.pool[:1]]))}, "share images"),
+    (lambda s: {"test": np.array([0, 10**6])}, "outside"),
+])
+def test_hand_built_scenarios_are_checked(setting, change, message):
+    import dataclasses
+    blood, scenario = setting
+    bad = dataclasses.replace(scenario, **change(scenario))
+    with pytest.raises(D.DataError, match=message):
+        run_active_learning(blood, bad, "random", rounds=1, budget=2, train_config=CONFIG, device="cpu")

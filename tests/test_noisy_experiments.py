@@ -20,7 +20,9 @@ def test_configure_noisy_fills_from_the_profile_and_checks_values():
                          ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
                          ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
                          ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),
-                         ({"epoch": 3}, r"unknown parameter\(s\) for pneumonia_noisy: 'epoch' \(did you mean 'epochs'"), ({"profile": "full"}, "profile")):
+                         ({"epoch": 3}, r"for retina_noisy: 'epoch' \(did you mean 'epochs'"),
+                         ({"profile": "full"}, "profile"), ({"device": "tpu"}, "device"),
+                         ({"rare_classes": [7]}, "rare_classes .* 0..4")):
         with pytest.raises(ConfigError, match=message):
             configure_noisy("retina_noisy", **bad)
     with pytest.raises(ConfigError, match="label-noise experiments"):

@@ -26,7 +26,8 @@ def _clinical(data_root, results, **changes):
 
 @pytest.mark.parametrize("change, named", [({"epochs": 2}, "train.epochs"), ({"budget": 3}, "budget"),
                                            ({"imbalance_ratio": 10}, "scenario_sha1"),
-                                           ({"embedding": "features"}, "embedding")])
+                                           ({"embedding": "features"}, "embedding"),
+                                           ({"rare_classes": [0]}, "rare_classes")])
 def test_a_clinical_record_with_other_parameters_is_refused(data_root, tmp_path, change, named):
     _clinical(data_root, tmp_path)
     with pytest.raises(records.StaleRecordError, match=rf"{named}: stored .*--force"):
@@ -109,3 +110,30 @@ def test_one_smoke_experiment_twice_in_fresh_processes_gives_identical_records(d
                 for out in ("a", "b"))
         strip = lambda r: [{k: v for k, v in x.items() if not k.endswith("seconds")} for x in r["rounds"]]
         assert strip(a) == strip(b) and a["parameters"] == b["parameters"] and a["threads"] == b["threads"]
+
+
+def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_records(data_root, tmp_path):
+    """kill -9 while records are being written; the rerun continues and ends with the same records."""
+    import os
+    import signal
+    import time
+
+    script = ("import sys; from clinical_utils.experiments import configure, load_data, run_experiment; "
+              "c = configure('blood_binary', profile='smoke', data_root=sys.argv[1], verify_data=False, "
+              "strategies=['flqmi', 'random'], seeds=[0, 1], results_dir=sys.argv[2]); "
+              "run_experiment(load_data(c), c, False)")
+    killed = subprocess.Popen([sys.executable, "-c", script, data_root, str(tmp_path / "killed")])
+    first = tmp_path / "killed" / "blood_binary" / "flqmi" / "seed0.json"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    done = sorted((tmp_path / "killed").rglob("seed*.json"))
+    assert 1 <= len(done) < 4  # stopped part-way
+    for out in ("killed", "whole"):
+        subprocess.run([sys.executable, "-c", script, data_root, str(tmp_path / out)], check=True, timeout=600)
+    strip = lambda r: [{k: v for k, v in x.items() if not k.endswith("seconds")} for x in r["rounds"]]
+    for path in sorted((tmp_path / "whole").rglob("seed*.json")):
+        resumed = json.loads((tmp_path / "killed" / path.relative_to(tmp_path / "whole")).read_text())
+        assert strip(resumed) == strip(json.loads(path.read_text())) and resumed["finished"]

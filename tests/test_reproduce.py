@@ -94,7 +94,7 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
 def test_a_relative_data_root_is_made_absolute_for_the_kernels(repo, monkeypatch):
     monkeypatch.chdir(repo)
     monkeypatch.setenv("MEDMNIST_ROOT", "data")
-    monkeypatch.setattr(reproduce, "run_batch", lambda *args: [])
+    monkeypatch.setattr(reproduce, "run_batch", lambda *args: [reproduce.Outcome("blood_binary", "ran")])
     monkeypatch.setattr(reproduce, "report", lambda *args: "")
     assert reproduce.main(["--only", "blood_binary"]) == 0
     assert reproduce.os.environ["MEDMNIST_ROOT"] == str(repo / "data")
@@ -125,3 +125,25 @@ def test_a_batch_prints_no_kernel_transport_warnings(repo):
     assert done.returncode == 0, out
     assert "blood_binary  ran" in out
     assert "without encryption" not in out and "Parent appears to have exited" not in out
+
+
+def test_a_second_batch_on_the_same_folder_stops_at_once(repo):
+    """A batch holds a lock on results/runs/<profile>; another one stops naming the folder and the process."""
+    import subprocess
+    import sys
+    import time
+
+    first = subprocess.Popen([sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only",
+                              "blood_binary", "--set", "data_root=../data", "verify_data=False"], cwd=repo,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_file = repo / "results" / "runs" / "smoke" / ".batch.pid"  # written atomically once the lock is held
+    deadline = time.time() + 120
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        with pytest.raises(reproduce.ConfigError,
+                           match=rf"another batch is running on .*smoke \(process {first.pid}\)"):
+            reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
+    finally:
+        first.wait(timeout=600)
+    assert first.returncode == 0

@@ -141,7 +141,8 @@ def test_large_pool_path_matches_submodlib():
     ours = smi_select("flmi", pool, query, 30)
     theirs = smi_select("flmi", pool, query, 30, backend="submodlib")
     f = submodlib_function("flmi", torch.tensor(pool), torch.tensor(query))
-    assert np.array_equal(ours, theirs) or f.evaluate(set(ours.tolist())) >= f.evaluate(set(theirs.tolist())) * (1 - 1e-5)
+    assert np.array_equal(ours, theirs) or f.evaluate(set(ours.tolist())) >= f.evaluate(
+        set(theirs.tolist())) * (1 - 1e-5)
     np.testing.assert_array_equal(ours[:10], theirs[:10])  # the picks with real gains agree exactly
 
 
@@ -189,3 +190,23 @@ def test_embeddings_of_any_finite_magnitude_pick_as_their_normalised_copies(scal
     for function in ("flmi", "flqmi", "logdetmi"):
         np.testing.assert_array_equal(smi_select(function, pool * scale, query * scale, budget),
                                       smi_select(function, pool, query, budget))
+
+
+def test_gradient_embeddings_invert_the_ranking_when_no_pool_image_is_predicted_rare():
+    """The failure mode, in numbers: two classes, every pool image predicted common (class 0), queries of the rare
+    class 1. cos(g_x, g_q) = cos(e_x, e_q) cos([1, h_x], [1, h_q]) and cos(e_x, e_q) = -1, so GCMI ranks the pool
+    images whose features are most like the queries *last*; at the hypothesised rare label it ranks them first."""
+    rng = np.random.default_rng(5)
+    n, d = 200, 16
+    feats = rng.normal(size=(n, d)).astype(np.float32)
+    like = np.arange(10)  # ten pool images with the queries' features
+    q_feats = feats[like[:5]] + 0.05 * rng.normal(size=(5, d)).astype(np.float32)
+    feats[like] = feats[like[0]] + 0.05 * rng.normal(size=(10, d)).astype(np.float32)
+    probs = np.tile(np.array([[0.8, 0.2]], np.float32), (n, 1))  # the model calls everything common
+    query = gradient_embedding(np.tile(np.array([[0.7, 0.3]], np.float32), (5, 1)), q_feats, labels=np.ones(5, int))
+    blind = smi_select("gcmi", gradient_embedding(probs, feats), query, 10)
+    hypothesised = smi_select("gcmi", gradient_embedding(probs, feats, labels=np.ones(n, int)), query, 10)
+    assert not set(blind.tolist()) & set(like.tolist())  # the ten look-alikes are never picked
+    assert set(hypothesised.tolist()) == set(like.tolist())  # and all picked at the rare label
+    last = smi_select("gcmi", gradient_embedding(probs, feats), query, n)[-10:]
+    assert set(last.tolist()) == set(like.tolist())  # they come last

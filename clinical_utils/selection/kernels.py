@@ -103,7 +103,8 @@ def prepare(x, kernel: str, name: str) -> Prepared:
     if kernel == "rbf":
         return Prepared(x, sq_norms(x))
     # divide by each row's largest entry first, so that tiny (1e-30) or huge (1e30) rows keep their direction
-    # instead of underflowing to zero or overflowing to inf in the squared norm
+    # instead of underflowing to zero or overflowing to inf in the squared norm (for gradient embeddings: the e
+    # part; h enters as 1 + |h|^2 and is left as it is)
     part = x.e if isinstance(x, GradientEmbedding) else x
     peak = part.abs().amax(1, keepdim=True)
     part = part / torch.where(peak > 0, peak, torch.ones_like(peak))
