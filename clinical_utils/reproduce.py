@@ -1,6 +1,7 @@
 """The batch: run every experiment notebook with papermill, then the summary, then say what happened.
 
     python -m clinical_utils.reproduce [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
+                                       [--threads N]
     python -m clinical_utils.reproduce --profile quick --promote    # make the last run the reference
 
 Run from the repository root. Two places hold records: results/<profile>/ is the committed *reference*, and a
@@ -208,6 +209,7 @@ def report(outcomes: list[Outcome], profile: str) -> str:
     return "\n".join(lines)
 
 
+WHERE_DATA_IS = ("data_root", "verify_data")  # overrides that locate the data and change no result
 TIMINGS = ("train_seconds", "select_seconds", "seconds")  # differ on every run: not compared
 RUN_FACTS = ("versions", "git_commit", "device", "threads")  # how, not what: reported, not compared
 
@@ -282,6 +284,7 @@ def promote(root: Path, profile: str) -> list[Path]:
         raise ConfigError(f"no run records under {run}: run the batch for profile {profile} first")
     for path in sorted((run / "executed").glob("*.ipynb")):  # a reference is the profile as it is, no --set
         given = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("parameters", {})
+        given = {k: v for k, v in given.items() if k not in WHERE_DATA_IS}
         if path.stem in NOTEBOOKS and given != _parameters(path.stem, profile, {}):
             raise ConfigError(f"{path} ran with --set overrides ({given}); only a plain run of profile {profile} "
                               "can become its reference")
@@ -316,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
     parser.add_argument("--force", action="store_true",
                         help="re-run the notebooks from scratch: their executed copies and run records are replaced")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="CPU threads per kernel (default 1: records then repeat bit for bit on any machine with "
+                             "the same torch build; the small CNN runs as fast on 1 thread as on 2)")
     parser.add_argument("--promote", action="store_true",
                         help="copy the finished run of --profile over its committed reference, run nothing")
     args = parser.parse_args(argv)
@@ -340,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as err:
             parser.error(str(err))
         return 0
+    if args.threads < 1:
+        parser.error(f"--threads {args.threads}: give a whole number >= 1")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when a kernel imports it
+        os.environ[name] = str(args.threads)
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:

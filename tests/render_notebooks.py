@@ -14,6 +14,7 @@ import nbformat
 import papermill
 
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
+from clinical_utils.reproduce import QuietKernelManager
 from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy, load_noisy_data,
                                               run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
@@ -48,7 +49,8 @@ def main() -> None:
         print(name, file=sys.stderr)
         out = HERE / f"{name}.ipynb"
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=smoke_parameters(name),
-                                   kernel_name="python3", cwd=str(HERE), progress_bar=False)
+                                   kernel_name="python3", cwd=str(HERE), progress_bar=False,
+                                   kernel_manager_class=QuietKernelManager)
         strip_images(out)
 
 

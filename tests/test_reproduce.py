@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -50,9 +51,6 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     # the batch never overwrites notebooks/ or the reference: only --promote does
     assert not nbformat.read(repo / "notebooks" / "blood_binary.ipynb", as_version=4).cells[4].get("outputs")
     assert not (repo / "results" / "smoke").exists()
-    copied = reproduce.promote(repo, "smoke")
-    assert repo / "results" / "smoke" / "blood_binary" / "random" / "seed0.json" in copied
-    assert (repo / "results" / "smoke" / "executed" / "blood_binary.ipynb").exists()
 
     again = reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
     assert [o.status for o in again] == ["done before", "ran"]
@@ -60,6 +58,18 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     edited.cells[4].source += "\nprint(len(scenario.pool))"
     nbformat.write(edited, repo / "notebooks" / "blood_binary.ipynb")
     assert [o.status for o in reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, False, repo)][0] == "ran"
+
+    # a run with other parameters is refused, not reused: --force starts its records afresh
+    again = reproduce.run_batch(["blood_binary"], "smoke", {**FIXTURE, "epochs": 2}, force=False, root=repo)
+    assert again[0].status == "FAILED" and "StaleRecordError" in again[0].detail and "train.epochs" in again[0].detail
+    with pytest.raises(reproduce.ConfigError, match="ran with --set overrides"):  # not the profile as it is
+        reproduce.promote(repo, "smoke")
+    where = {"data_root": "../data", "verify_data": False}  # where the data is: not an override of the profile
+    reproduce.run_batch(["blood_binary"], "smoke", where, force=True, root=repo)
+    copied = reproduce.promote(repo, "smoke")
+    assert repo / "results" / "smoke" / "blood_binary" / "random" / "seed0.json" in copied
+    assert len(list((repo / "results" / "smoke" / "blood_binary").glob("*/seed0.json"))) == 13
+    assert (repo / "results" / "smoke" / "executed" / "blood_binary.ipynb").exists()
 
 
 def test_a_failing_notebook_is_reported_and_the_batch_goes_on(repo):
@@ -125,6 +135,8 @@ def test_a_batch_prints_no_kernel_transport_warnings(repo):
     assert done.returncode == 0, out
     assert "blood_binary  ran" in out
     assert "without encryption" not in out and "Parent appears to have exited" not in out
+    record = json.loads((repo / "results" / "runs" / "smoke" / "blood_binary" / "random" / "seed0.json").read_text())
+    assert record["threads"] == 1  # pinned by the batch (--threads), and recorded
 
 
 def test_a_second_batch_on_the_same_folder_stops_at_once(repo):
