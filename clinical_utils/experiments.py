@@ -175,6 +175,16 @@ def check_names(given, allowed, where: str) -> None:
                           f"{sorted(allowed)}")
 
 
+def check_rare_classes_exist(dataset: str, rare) -> int | None:
+    """Class indices against the dataset's class count, known from medmnist.INFO without loading, so a bad index
+    stops the batch before any kernel starts. Returns that count (None for a set medmnist does not know)."""
+    if dataset not in medmnist.INFO:
+        return None
+    k = len(medmnist.INFO[dataset]["label"])
+    need(rare is None or all(c < k for c in rare), "rare_classes", rare, f"class indices of {dataset}, 0..{k - 1}")
+    return k
+
+
 def configure(experiment: str, **params) -> Config:
     """Resolve a notebook's parameters: None takes the profile's value; every value is checked."""
     if experiment not in EXPERIMENTS:
@@ -216,10 +226,8 @@ def configure(experiment: str, **params) -> Config:
     need(order is None or (isinstance(order, (list, tuple)) and all(is_int(c) and c >= 0 for c in order)
                             and len(set(order)) == len(order)), "order", order,
           "None (by train frequency) or a list of every class index once, from head (most images) to tail")
-    if p["dataset"] in medmnist.INFO:  # known without loading: catch class indices before any kernel starts
-        k = len(medmnist.INFO[p["dataset"]]["label"])
-        need(rare is None or all(c < k for c in rare), "rare_classes", rare,
-              f"class indices of {p['dataset']}, 0..{k - 1}")
+    k = check_rare_classes_exist(p["dataset"], rare)
+    if k is not None:
         need(order is None or sorted(order) == list(range(k)), "order", order,
               f"every class of {p['dataset']} (0..{k - 1}) once, from head to tail")
     strategies = names_from("strategies", p["strategies"], STRATEGIES)

@@ -12,15 +12,14 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import medmnist
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
-from .experiments import (DEVICES, ConfigError, check_names, is_int, names_from, need, record_path, seeds_from,
-                          valid_device)
+from .experiments import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
+                          record_path, seeds_from, valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -120,9 +119,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     rare = p["rare_classes"]
     need(rare is None or (isinstance(rare, (list, tuple)) and rare and all(is_int(c) and c >= 0 for c in rare)),
           "rare_classes", rare, "a non-empty list of class indices, or None for the classes below a uniform share")
-    if rare is not None and p["dataset"] in medmnist.INFO:  # before any kernel starts, not inside it
-        k = len(medmnist.INFO[p["dataset"]]["label"])
-        need(all(c < k for c in rare), "rare_classes", rare, f"class indices of {p['dataset']}, 0..{k - 1}")
+    check_rare_classes_exist(p["dataset"], rare)
     for name in ("epochs", "batch_size", "ramp_epochs", "window", "budget", "rounds", "finetune_epochs"):
         need(is_int(p[name]) and p[name] >= 1, name, p[name], "a positive whole number")
     need(is_int(p["warmup_epochs"]) and p["warmup_epochs"] >= 0, "warmup_epochs", p["warmup_epochs"],

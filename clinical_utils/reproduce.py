@@ -12,8 +12,8 @@ notebook whose executed copy finished with the same parameters and the same cell
 notebook, finished run records are read back, so an interrupted batch resumes at the run (and round) it stopped
 in. `--promote` copies a finished run over the reference (records, executed notebooks, tables; figures into
 figures/ for quick and figures/<profile>/ otherwise; for quick also the executed notebooks over notebooks/), for
-a maintainer to commit. A notebook that fails does not stop the
-batch; the exit status is 1 if any failed, if a notebook named with --only was skipped, or if nothing ran.
+a maintainer to commit. A notebook that fails does not stop the batch; the exit status is 1 if any failed, if a
+notebook named with --only was skipped, or if nothing ran.
 """
 from __future__ import annotations
 
