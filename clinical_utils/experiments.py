@@ -50,12 +50,13 @@ OFFLINE = ("pneumonia_binary", "breast_binary", "retina_longtail")  # the sets t
 # of 10 PneumoniaMNIST initial models predicting no rare image at all (benchmarks/initial_collapse.py)
 _COMMON = {"rounds": 5, "budget": 20, "seeds": [0, 1, 2, 3, 4], "strategies": list(STRATEGIES),
            "model": "small_cnn", "epochs": 30, "batch_size": 32, "lr": 0.01, "target_train_accuracy": 0.99,
-           "exemplars_per_class": 10,
+           "precision": "auto", "exemplars_per_class": 10,
            "labeled_per_class": 100, "pool_per_class": None, "labeled_max": 100, "pool_max": None,
            "results_dir": "../results/runs/quick"}  # relative to notebooks/, where the kernels run
 PROFILES = {
+    # smoke is fp32 so that its nbval references hold on CPUs with and without native bf16
     "smoke": {**_COMMON, "results_dir": None, "rounds": 2, "budget": 4, "seeds": [0], "epochs": 3,
-              "target_train_accuracy": None,
+              "target_train_accuracy": None, "precision": "fp32",
               "exemplars_per_class": 3, "labeled_per_class": 20, "pool_per_class": 40, "labeled_max": 20,
               "pool_max": 40},
     "quick": _COMMON,
@@ -66,8 +67,9 @@ PROFILES = {
     # The authors' protocol at a size 2 CPU cores finish, for pneumonia_binary: TRUST's 20:1 demo split (labeled
     # 100 / 5, pool 1050 / 53, 20 exemplars per class from val, balanced test), ResNet-18 (28), batch 20, SGD lr
     # 0.01, retrained from scratch each round until 99% training accuracy, at most 25 epochs; 4 rounds of 20;
-    # the strategies the authors' pipeline was run with for comparison (README).
+    # the strategies the authors' pipeline was run with for comparison (README); fp32 as its reference records.
     "paper_cpu": {**_COMMON, "results_dir": "../results/runs/paper_cpu", "rounds": 4, "seeds": [0, 1, 2],
+                  "precision": "fp32",
                   "strategies": ["flmi", "flqmi", "gcmi", "logdetmi", "entropy", "badge", "random"],
                   "model": "resnet18", "epochs": 25, "batch_size": 20, "target_train_accuracy": 0.99,
                   "exemplars_per_class": 20, "pool_per_class": 1050, "pool_max": 1000},
@@ -88,7 +90,7 @@ DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "device":
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
                       "longtail": ("imbalance_factor", "order", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
-              "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "queries",
+              "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision", "queries",
               "embedding", "device", "results_dir", "data_root", "verify_data")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -242,7 +244,7 @@ def configure(experiment: str, **params) -> Config:
         need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
     try:
         train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                            target_train_accuracy=p["target_train_accuracy"])
+                            target_train_accuracy=p["target_train_accuracy"], precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
     return Config(experiment, profile, p["dataset"], spec["setting"], None if rare is None else list(rare),

@@ -120,6 +120,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         raise ValueError("SMI strategies need rare classes to query for; this scenario has none")
     smi_params = dict(smi_params or {})
     device = resolve_device(device)
+    train_config = train_config.for_device(device)  # records store the precision that ran, not "auto"
     k = data.n_classes
     parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind,
                   "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name,

@@ -125,8 +125,12 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
     labels = np.asarray(labels, dtype=np.int64)
     y_all = torch.as_tensor(labels, device=device)
     n = len(labels)
-    cuda = device.type == "cuda"
+    train_config = train_config.for_device(device)
+    bf16 = train_config.precision == "bf16"
     models = (model_a.to(device), model_b.to(device))
+    if bf16:
+        for m in models:
+            m.to(memory_format=torch.channels_last)
     opts, scheds = zip(*(optimizer(m, train_config, n) for m in models))
     rates = forget_schedule(config.forget_rate, config.ramp_epochs, train_config.epochs)
     snapshots = [deque(maxlen=config.window), deque(maxlen=config.window)]
@@ -143,7 +147,7 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
         for idx, x in epoch_batches(x_all, train_config, gen):
             y = y_all[idx.to(device)]
             keep = int((1 - rates[epoch]) * len(idx))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = [m(x) for m in models]
             losses = [F.cross_entropy(lg.float(), y, reduction="none") for lg in logits]
             picks = [select_kept(losses[i].detach(), keep,

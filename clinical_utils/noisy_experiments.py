@@ -26,7 +26,7 @@ from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
 from .refine import SAMPLERS, run_label_refinement
 from .selection import UNCONDITIONAL
-from .train import TrainConfig, classification_metrics, predict, train
+from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 METHODS = ("cross_entropy", "coteaching", "coteaching_vog")
 
@@ -41,10 +41,11 @@ NOISY_OFFLINE = ("pneumonia_noisy", "retina_noisy")
 # quick shortens the authors' schedule (50 epochs, ramp 10, warm-up 10, window 5) to fit 2 CPU cores
 _QUICK = {"train_size": 1000, "epochs": 15, "batch_size": 64, "lr": 0.02, "ramp_epochs": 5, "warmup_epochs": 5,
           "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2, 3, 4], "model": "small_cnn",
-          "samplers": list(SAMPLERS), "results_dir": "../results/runs/quick"}
+          "precision": "auto", "samplers": list(SAMPLERS), "results_dir": "../results/runs/quick"}
 NOISY_PROFILES = {
     "smoke": {**_QUICK, "train_size": 200, "epochs": 4, "ramp_epochs": 2, "warmup_epochs": 2, "window": 2,
-              "budget": 8, "rounds": 2, "finetune_epochs": 1, "seeds": [0], "results_dir": None},
+              "budget": 8, "rounds": 2, "finetune_epochs": 1, "seeds": [0], "results_dir": None,
+              "precision": "fp32"},  # fp32: nbval references that hold on CPUs with and without native bf16
     "quick": _QUICK,
     # the authors' settings: 50 epochs, cosine lr 0.01, batch 256, ResNet-18; 9 rounds of 70; fine-tune 25 epochs
     "paper": {**_QUICK, "train_size": None, "epochs": 50, "batch_size": 256, "lr": 0.01, "ramp_epochs": 10,
@@ -60,7 +61,7 @@ NOISY_DEFAULTS = {"noise": "symmetric", "vog": "head", "mix_ratio": 0.2, "class_
 NOISY_PARAMETERS = ("profile", "dataset", "train_size", "noise", "noise_rate", "rare_classes", "forget_rate",
                     "vog", "mix_ratio", "class_normalised", "epochs", "batch_size", "lr", "ramp_epochs",
                     "warmup_epochs", "window", "phase2_from", "samplers", "smi_function", "budget", "rounds",
-                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "device", "results_dir", "data_root",
+                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "precision", "device", "results_dir", "data_root",
                     "verify_data")
 
 
@@ -142,9 +143,9 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
         coteaching = CoTeachingConfig(forget, p["ramp_epochs"], p["vog"], p["mix_ratio"], p["warmup_epochs"],
                                       p["window"], p["class_normalised"])
         phase1 = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], schedule="cosine",
-                             weight_decay=1e-4)
+                             weight_decay=1e-4, precision=p["precision"])
         finetune = TrainConfig(epochs=p["finetune_epochs"], batch_size=p["batch_size"], lr=p["lr"] / 10,
-                               weight_decay=1e-4)
+                               weight_decay=1e-4, precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"phase-1 parameters: {err}") from None
     return NoisyConfig(experiment, profile, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
@@ -203,7 +204,8 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
     model = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
     params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
               "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
-              "model": config.model, "train": asdict(config.train), "coteaching": asdict(config.coteaching)}
+              "model": config.model, "train": asdict(config.train.for_device(resolve_device(config.device))),
+              "coteaching": asdict(config.coteaching)}
     if path.exists():
         record = read_json(path)
         check_parameters(path, record["parameters"], params)

@@ -1,14 +1,16 @@
 """A fast training engine for small images: the whole split lives on the device as one uint8 tensor.
 
 Batches are drawn by index permutation and augmented on tensors (random horizontal flips), so the loop
-does no per-image Python work. On CUDA it trains under bf16 autocast in channels-last layout. Everything
-random comes from `seed`: on the CPU two runs with the same seed give identical weights.
+does no per-image Python work. With precision "bf16" it trains under bf16 autocast in channels-last layout:
+"auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about
+2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs
+with the same seed, precision and thread count give identical weights.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,6 +40,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 / AMX (oneDNN's own test)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without the query: assume no
+        return False
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. `epochs` is a fixed count, or the cap when `target_train_accuracy` is set
@@ -51,6 +66,7 @@ class TrainConfig:
     schedule: str = "constant"
     target_train_accuracy: float | None = None
     flip: bool = True
+    precision: str = "auto"  # "bf16": autocast + channels-last; "fp32"; "auto": bf16 where native_bf16
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +79,14 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.target_train_accuracy is not None and not 0 < self.target_train_accuracy <= 1:
             raise ValueError(f"target_train_accuracy must be in (0, 1], got {self.target_train_accuracy}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is unknown; use one of {PRECISIONS}")
+
+    def for_device(self, device: torch.device) -> "TrainConfig":
+        """This config with "auto" precision resolved for `device`, as records store it."""
+        if self.precision != "auto":
+            return self
+        return replace(self, precision="bf16" if native_bf16(device) else "fp32")
 
 
 @dataclass
@@ -109,13 +133,13 @@ def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator
     n = len(x_all)
     order = torch.randperm(n, generator=gen)
     flips = torch.rand(n, generator=gen) < 0.5
-    cuda = x_all.device.type == "cuda"
+    channels_last = config.precision == "bf16"
     for lo in range(0, n, config.batch_size):
         idx = order[lo:lo + config.batch_size]
         if len(idx) < 2:
             continue
         idx_dev = idx.to(x_all.device)
-        x = normalise(x_all[idx_dev], cuda)
+        x = normalise(x_all[idx_dev], channels_last)
         if config.flip:
             x = torch.where(flips[idx].to(x_all.device)[:, None, None, None], x.flip(3), x)
         yield idx, x
@@ -133,9 +157,10 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     n = len(y_all)
     if n != len(x_all) or n < 2:
         raise ValueError(f"need at least 2 images with one label each; got {len(x_all)} images, {n} labels")
-    cuda = device.type == "cuda"
+    config = config.for_device(device)
+    bf16 = config.precision == "bf16"
     model.to(device)
-    if cuda:
+    if bf16:
         model.to(memory_format=torch.channels_last)
     opt, sched = optimizer(model, config, n)
     gen = torch.Generator().manual_seed(seed)  # CPU generator: same stream on every device
@@ -149,7 +174,7 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
         seen = 0
         for idx, x in epoch_batches(x_all, config, gen):
             y = y_all[idx.to(device)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)

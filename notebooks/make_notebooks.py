@@ -80,6 +80,7 @@ NOISY_COMMENTS = {
     "correct_kept_noise": "the authors' quirk: also fix, outside the budget, noisy samples phase 1 kept",
     "seeds": "each seed draws its own subset and noise",
     "model": "'small_cnn' or 'resnet18'",
+    "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
     "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json",
     "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
@@ -107,6 +108,7 @@ COMMENTS = {
     "batch_size": "",
     "lr": "SGD, momentum 0.9, weight decay 5e-4",
     "target_train_accuracy": "stop training at this training accuracy, e.g. 0.99 (the authors' rule)",
+    "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
     "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
                  "or 'features'",
