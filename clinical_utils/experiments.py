@@ -48,7 +48,7 @@ OFFLINE = ("pneumonia_binary", "breast_binary", "retina_longtail")  # the sets t
 
 # quick trains as the authors do, until 99% training accuracy, with a cap of 30 epochs: a fixed 10 epochs left 2
 # of 10 PneumoniaMNIST initial models predicting no rare image at all (benchmarks/initial_collapse.py)
-_COMMON = {"rounds": 5, "budget": 20, "seeds": [0, 1, 2, 3, 4], "strategies": list(STRATEGIES),
+_COMMON = {"rounds": 5, "budget": 20, "seeds": [0, 1, 2, 3, 4], "strategies": "all",
            "model": "small_cnn", "epochs": 30, "batch_size": 32, "lr": 0.01, "target_train_accuracy": 0.99,
            "precision": "auto", "exemplars_per_class": 10,
            "labeled_per_class": 100, "pool_per_class": None, "labeled_max": 100, "pool_max": None,
@@ -110,6 +110,7 @@ class Config:
 
     experiment: str
     profile: str
+    changed: dict  # the parameters given other values than the profile's: name -> the profile's value
     dataset: str
     setting: str
     rare_classes: list | None
@@ -132,12 +133,25 @@ class Config:
     data_root: str | None
     verify_data: bool
 
-    def table(self) -> pd.Series:
-        """The values as one column, for display."""
-        values = asdict(self)
-        values.update(values.pop("train"))
-        values["strategies"] = ", ".join(values["strategies"])
-        return pd.Series({k: str(v) for k, v in values.items()}, name="value")
+    def table(self) -> pd.DataFrame:
+        """The values, one row each, for display; changed values are marked with the profile's value."""
+        return settings_table(asdict(self))
+
+
+def settings_table(values: dict) -> pd.DataFrame:
+    """A config's values (dataclasses.asdict) as one row per setting, nested parts as `part.name`; the profile row
+    names every parameter given another value than the profile's. Renders as an HTML table in notebooks."""
+    rows = {}
+    for name, value in values.items():
+        if name == "changed":
+            continue
+        if name == "profile" and values["changed"]:
+            value = f"{value}, except " + ", ".join(f"{n} (profile: {v!r})" for n, v in values["changed"].items())
+        if isinstance(value, dict):
+            rows.update({f"{name}.{k}": str(v) for k, v in value.items()})
+        else:
+            rows[name] = ", ".join(map(str, value)) if name in ("strategies", "samplers") else str(value)
+    return pd.DataFrame({"value": rows}).rename_axis("setting")
 
 
 def need(ok: bool, name: str, value, wanted: str) -> None:
@@ -187,20 +201,30 @@ def check_rare_classes_exist(dataset: str, rare) -> int | None:
     return k
 
 
+def profile_values(experiment: str, profile: str = "quick") -> dict:
+    """Every parameter of `experiment` under `profile`, as its notebook's parameters cell shows them for quick."""
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; the experiments are {sorted(EXPERIMENTS)}")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    spec = EXPERIMENTS[experiment]
+    values = {**PROFILES[profile], **EXPERIMENT_PROFILE.get((experiment, profile), {}),
+              **{k: v for k, v in spec.items() if k != "setting"}, "balanced_test": spec["setting"] == "binary",
+              **DEFAULTS, "profile": profile}
+    return {name: values.get(name) for name in PARAMETERS + SETTING_PARAMETERS[spec["setting"]]}
+
+
 def configure(experiment: str, **params) -> Config:
-    """Resolve a notebook's parameters: None takes the profile's value; every value is checked."""
+    """Resolve a notebook's parameters and check every value. A name not given takes the value of `profile`
+    (default quick); a given value is taken as it is: None means only what the parameters cell says it means
+    (pool_per_class=None: all the pool the split allows; target_train_accuracy=None: a fixed epoch count)."""
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; the experiments are {sorted(EXPERIMENTS)}")
     spec = EXPERIMENTS[experiment]
-    allowed = PARAMETERS + SETTING_PARAMETERS[spec["setting"]]
-    check_names(params, allowed, experiment)
-    profile = params.get("profile") or "quick"
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
-    defaults = {**PROFILES[profile], **EXPERIMENT_PROFILE.get((experiment, profile), {}),
-                **{k: v for k, v in spec.items() if k != "setting"},
-                "balanced_test": spec["setting"] == "binary", **DEFAULTS}
-    p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in allowed}
+    check_names(params, PARAMETERS + SETTING_PARAMETERS[spec["setting"]], experiment)
+    profile = params.get("profile", "quick")
+    base = profile_values(experiment, profile)
+    p = {**base, **params}
 
     need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
     rare = p["rare_classes"]
@@ -247,7 +271,8 @@ def configure(experiment: str, **params) -> Config:
                             target_train_accuracy=p["target_train_accuracy"], precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
-    return Config(experiment, profile, p["dataset"], spec["setting"], None if rare is None else list(rare),
+    return Config(experiment, profile, {n: base[n] for n in sorted(params) if n != "profile" and params[n] != base[n]},
+                  p["dataset"], spec["setting"], None if rare is None else list(rare),
                   imbalance, None if order is None else list(order), labeled, pool, p["exemplars_per_class"],
                   p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train, p["queries"],
                   p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
 from .experiments import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
-                          record_path, seeds_from, valid_device)
+                          record_path, seeds_from, settings_table, valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -41,7 +41,7 @@ NOISY_OFFLINE = ("pneumonia_noisy", "retina_noisy")
 # quick shortens the authors' schedule (50 epochs, ramp 10, warm-up 10, window 5) to fit 2 CPU cores
 _QUICK = {"train_size": 1000, "epochs": 15, "batch_size": 64, "lr": 0.02, "ramp_epochs": 5, "warmup_epochs": 5,
           "window": 3, "budget": 30, "rounds": 4, "finetune_epochs": 2, "seeds": [0, 1, 2, 3, 4], "model": "small_cnn",
-          "precision": "auto", "samplers": list(SAMPLERS), "results_dir": "../results/runs/quick"}
+          "precision": "auto", "samplers": "all", "results_dir": "../results/runs/quick"}
 NOISY_PROFILES = {
     "smoke": {**_QUICK, "train_size": 200, "epochs": 4, "ramp_epochs": 2, "warmup_epochs": 2, "window": 2,
               "budget": 8, "rounds": 2, "finetune_epochs": 1, "seeds": [0], "results_dir": None,
@@ -69,6 +69,7 @@ NOISY_PARAMETERS = ("profile", "dataset", "train_size", "noise", "noise_rate", "
 class NoisyConfig:
     experiment: str
     profile: str
+    changed: dict  # the parameters given other values than the profile's: name -> the profile's value
     dataset: str
     train_size: int | None  # None: the whole train split
     noise: str
@@ -90,26 +91,33 @@ class NoisyConfig:
     data_root: str | None
     verify_data: bool
 
-    def table(self) -> pd.Series:
-        values = asdict(self)
-        for part in ("coteaching", "train", "finetune"):
-            values.update({f"{part}.{k}": v for k, v in values.pop(part).items()})
-        values["samplers"] = ", ".join(values["samplers"])
-        return pd.Series({k: str(v) for k, v in values.items()}, name="value")
+    def table(self) -> pd.DataFrame:
+        """The values, one row each, for display (nested parts as part.name)."""
+        return settings_table(asdict(self))
+
+
+def noisy_profile_values(experiment: str, profile: str = "quick") -> dict:
+    """Every parameter of a *_noisy experiment under `profile`, as its notebook's parameters cell shows quick's."""
+    if experiment not in NOISY_EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; the label-noise experiments are "
+                          f"{sorted(NOISY_EXPERIMENTS)}")
+    if profile not in NOISY_PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(NOISY_PROFILES)}")
+    values = {**NOISY_PROFILES[profile], **NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
+              **NOISY_EXPERIMENTS[experiment], **NOISY_DEFAULTS, "profile": profile}
+    return {name: values.get(name) for name in NOISY_PARAMETERS}
 
 
 def configure_noisy(experiment: str, **params) -> NoisyConfig:
-    """Resolve a *_noisy notebook's parameters: None takes the profile's value; every value is checked."""
+    """Resolve a *_noisy notebook's parameters and check every value. A name not given takes the value of
+    `profile` (default quick); a given value is taken as it is, None meaning only what its comment says."""
     if experiment not in NOISY_EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; the label-noise experiments are "
                           f"{sorted(NOISY_EXPERIMENTS)}")
     check_names(params, NOISY_PARAMETERS, experiment)
-    profile = params.get("profile") or "quick"
-    if profile not in NOISY_PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {list(NOISY_PROFILES)}")
-    defaults = {**NOISY_PROFILES[profile], **NOISY_EXPERIMENT_PROFILE.get((experiment, profile), {}),
-                **NOISY_EXPERIMENTS[experiment], **NOISY_DEFAULTS}
-    p = {name: defaults.get(name) if params.get(name) is None else params[name] for name in NOISY_PARAMETERS}
+    profile = params.get("profile", "quick")
+    base = noisy_profile_values(experiment, profile)
+    p = {**base, **params}
     need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
     need(p["train_size"] is None or (is_int(p["train_size"]) and p["train_size"] >= 10), "train_size",
           p["train_size"], "a whole number >= 10, or None for the whole train split")
@@ -148,7 +156,8 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
                                weight_decay=1e-4, precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"phase-1 parameters: {err}") from None
-    return NoisyConfig(experiment, profile, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
+    return NoisyConfig(experiment, profile, {n: base[n] for n in sorted(params) if n != "profile"
+                                             and params[n] != base[n]}, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
                        None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], samplers,
                        p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], seeds,
                        p["model"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])

@@ -35,8 +35,8 @@ from traitlets import default
 
 from .data import DataError, ensure_file
 from .records import read_json, write_atomic, write_json_atomic
-from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure
-from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy
+from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure, profile_values
+from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
 
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
@@ -78,14 +78,16 @@ def _parse_set(items: list[str]) -> dict:
     return out
 
 
-def _parameters(name: str, profile: str, overrides: dict) -> dict:
-    """What papermill injects: the profile and its run folder results/runs/<profile> where they differ from the
-    notebook's defaults (notebooks run in notebooks/, hence the ../)."""
+def notebook_parameters(name: str, profile: str, overrides: dict) -> dict:
+    """What papermill injects: every value of `profile` that differs from the notebook's own parameters cell
+    (quick's values), with its run folder results/runs/<profile> (notebooks run in notebooks/, hence the ../)."""
     here = f"../{runs_dir(profile)}"
     if name == SUMMARY:  # its defaults read the reference
         return {"results_dir": here, "figures_dir": f"{here}/figures", "tables_dir": f"{here}/summary"}
-    # the notebooks' own defaults are the quick profile's, computing into results/runs/quick
-    return {**({} if profile == "quick" else {"profile": profile, "results_dir": here}), **overrides}
+    values = noisy_profile_values if name in NOISY_EXPERIMENTS else profile_values
+    quick, chosen = values(name, "quick"), values(name, profile)
+    changed = {k: v for k, v in chosen.items() if v != quick[k]}
+    return {**changed, **({} if profile == "quick" else {"results_dir": here}), **overrides}
 
 
 def check_overrides(names: list[str], overrides: dict, notebooks: Path) -> None:
@@ -143,7 +145,7 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
     check_overrides(names, overrides, notebooks)
     configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
-        name, **_parameters(name, profile, overrides)) for name in names}
+        name, **notebook_parameters(name, profile, overrides)) for name in names}
     run.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(run / ".batch.lock")
     try:
@@ -162,7 +164,7 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
 def _run_locked(names, profile, overrides, force, notebooks, executed_dir, configs) -> list[Outcome]:
     outcomes = []
     for i, name in enumerate(names + [SUMMARY], 1):
-        params = _parameters(name, profile, overrides)
+        params = notebook_parameters(name, profile, overrides)
         source, executed = notebooks / f"{name}.ipynb", executed_dir / f"{name}.ipynb"
         print(f"[{i}/{len(names) + 1}] {name}", flush=True)
         if name == SUMMARY:
@@ -285,7 +287,7 @@ def promote(root: Path, profile: str) -> list[Path]:
     for path in sorted((run / "executed").glob("*.ipynb")):  # a reference is the profile as it is, no --set
         given = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("parameters", {})
         given = {k: v for k, v in given.items() if k not in WHERE_DATA_IS}
-        if path.stem in NOTEBOOKS and given != _parameters(path.stem, profile, {}):
+        if path.stem in NOTEBOOKS and given != notebook_parameters(path.stem, profile, {}):
             raise ConfigError(f"{path} ran with --set overrides ({given}); only a plain run of profile {profile} "
                               "can become its reference")
     for experiment in {p.relative_to(run).parts[0] for p in records}:  # no record of an older run survives

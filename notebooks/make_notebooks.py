@@ -9,9 +9,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import DEFAULTS, EXPERIMENT_PROFILE, EXPERIMENTS, PROFILES, SETTING_PARAMETERS
-from clinical_utils.noisy_experiments import (NOISY_DEFAULTS, NOISY_EXPERIMENT_PROFILE, NOISY_EXPERIMENTS,
-                                              NOISY_PARAMETERS, NOISY_PROFILES)
+from clinical_utils.experiments import EXPERIMENTS, SETTING_PARAMETERS, profile_values
+from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, NOISY_PARAMETERS, noisy_profile_values
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,7 +54,7 @@ NOISY_ABOUT = {
 }
 
 NOISY_COMMENTS = {
-    "profile": "smoke | quick | paper: every None below takes this profile's value",
+    "profile": "the values below are quick's; reproduce --profile smoke|paper sets every value of that profile",
     "dataset": "",
     "train_size": "training images drawn at the natural class balance (None: the whole train split)",
     "noise": "'symmetric' or 'pair'",
@@ -82,13 +81,13 @@ NOISY_COMMENTS = {
     "model": "'small_cnn' or 'resnet18'",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
-    "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json",
+    "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json (None: kept nowhere)",
     "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
     "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
 }
 
 COMMENTS = {
-    "profile": "smoke | quick | paper_cpu | paper: every None below takes this profile's value",
+    "profile": "the values below are quick's; reproduce --profile smoke|paper_cpu|paper sets every value of that profile",
     "rare_classes": "the classes targeted and reported as rare (long-tail: None, the tail half of `order`)",
     "order": "classes from head (most images) to tail (None: by train frequency); put a class last to make it the tail",
     "imbalance_ratio": "common : rare images, in the labeled set and in the pool",
@@ -107,13 +106,13 @@ COMMENTS = {
     "epochs": "epochs per round (the cap when target_train_accuracy is set)",
     "batch_size": "",
     "lr": "SGD, momentum 0.9, weight decay 5e-4",
-    "target_train_accuracy": "stop training at this training accuracy, e.g. 0.99 (the authors' rule)",
+    "target_train_accuracy": "stop at this training accuracy, the authors' rule (None: always `epochs` epochs)",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
     "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
                  "or 'features'",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
-    "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json",
+    "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json (None: kept nowhere)",
     "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
     "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
 }
@@ -127,36 +126,20 @@ def _parameter_names(name: str) -> list[str]:
     return names + [n for n in COMMENTS if n not in names and n not in other]
 
 
-def _parameters_cell(name: str) -> nbformat.NotebookNode:
-    spec = EXPERIMENTS[name]
-    names = _parameter_names(name)
-    fixed = {"profile": "quick", **{k: v for k, v in spec.items() if k != "setting"}, **DEFAULTS,
-             "balanced_test": spec["setting"] == "binary"}
-    quick = {**PROFILES["quick"], **EXPERIMENT_PROFILE.get((name, "quick"), {})}
-    lines = []
-    for n in names:
-        value = fixed.get(n)
-        comment = COMMENTS.get(n, "")
-        if n not in fixed and quick.get(n) is not None:
-            comment = f"{comment} (quick: {quick[n]!r})".strip() if n != "strategies" else f"{comment} (quick: all)"
-        lines.append(f"{n} = {value!r}" + (f"  # {comment}" if comment else ""))
+def _cell(names, values: dict, comments: dict) -> nbformat.NotebookNode:
+    """The parameters cell: every value written out, the quick profile's, with what it means beside it."""
+    lines = [f"{n} = {values[n]!r}" + (f"  # {comments[n]}" if comments.get(n) else "") for n in names]
     cell = new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]
     return cell
+
+
+def _parameters_cell(name: str) -> nbformat.NotebookNode:
+    return _cell(_parameter_names(name), profile_values(name, "quick"), COMMENTS)
 
 
 def _noisy_parameters_cell(name: str) -> nbformat.NotebookNode:
-    fixed = {"profile": "quick", **NOISY_EXPERIMENTS[name], **NOISY_DEFAULTS}
-    quick = {**NOISY_PROFILES["quick"], **NOISY_EXPERIMENT_PROFILE.get((name, "quick"), {})}
-    lines = []
-    for n in NOISY_PARAMETERS:
-        comment = NOISY_COMMENTS[n]
-        if n not in fixed and n in quick and n != "samplers" and quick[n] is not None:
-            comment = f"{comment} (quick: {quick[n]!r})".strip()
-        lines.append(f"{n} = {fixed.get(n)!r}" + (f"  # {comment}" if comment else ""))
-    cell = new_code_cell("\n".join(lines))
-    cell.metadata["tags"] = ["parameters"]
-    return cell
+    return _cell(NOISY_PARAMETERS, noisy_profile_values(name, "quick"), NOISY_COMMENTS)
 
 
 def noisy_notebook(name: str) -> nbformat.NotebookNode:

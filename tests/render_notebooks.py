@@ -14,7 +14,7 @@ import nbformat
 import papermill
 
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
-from clinical_utils.reproduce import QuietKernelManager
+from clinical_utils.reproduce import QuietKernelManager, notebook_parameters
 from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy, load_noisy_data,
                                               run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
@@ -29,7 +29,7 @@ SUMMARY_EXPERIMENTS = ("pneumonia_binary", "retina_longtail")
 def smoke_parameters(name: str) -> dict:
     if name == "summary":
         return {"results_dir": RECORDS, "figures_dir": None, "tables_dir": None}
-    params = {"profile": "smoke"}
+    params = {**notebook_parameters(name, "smoke", {}), "results_dir": None}  # smoke keeps no records
     if name not in OFFLINE + NOISY_OFFLINE:
         params.update(data_root=FIXTURE_DATA, verify_data=False)
     return params

@@ -4,21 +4,39 @@ import nbformat
 import pytest
 
 from clinical_utils.experiments import (EXPERIMENTS, PARAMETERS, PROFILES, SETTING_PARAMETERS, ConfigError,
-                                        build_scenario, configure, load_data, record_path, run_experiment)
+                                        build_scenario, configure, load_data, profile_values, record_path,
+                                        run_experiment)
 from clinical_utils.loop import STRATEGIES
 from medmnist_fixtures import write_download_sets
 
 
-def test_none_takes_the_profile_value_and_literals_win():
+def test_missing_names_take_the_profile_value_and_given_values_are_literal():
     smoke = configure("pneumonia_binary", profile="smoke")
     assert (smoke.rounds, smoke.budget, smoke.seeds) == (PROFILES["smoke"]["rounds"], PROFILES["smoke"]["budget"],
                                                          PROFILES["smoke"]["seeds"])
-    assert smoke.rare_classes == [1] and smoke.imbalance == 20 and smoke.results_dir is None
+    assert smoke.rare_classes == [1] and smoke.imbalance == 20 and smoke.results_dir is None and not smoke.changed
     mine = configure("pneumonia_binary", profile="smoke", rounds=7, strategies="all", imbalance_ratio=100)
     assert mine.rounds == 7 and mine.strategies == list(STRATEGIES) and mine.imbalance == 100
+    assert mine.changed == {"imbalance_ratio": 20, "rounds": 2}  # "all" is smoke's own value
     assert configure("pneumonia_binary").profile == "quick"
     paper = configure("breast_binary", profile="paper")
     assert paper.model == "resnet18" and paper.train.target_train_accuracy == 0.99 and paper.labeled == 40
+    # None means what the parameters cell says, under every profile: all the pool, a fixed epoch count
+    assert configure("pneumonia_binary", profile="paper").pool == 1050
+    literal = configure("pneumonia_binary", profile="paper", pool_per_class=None, target_train_accuracy=None)
+    assert literal.pool is None and literal.train.target_train_accuracy is None
+    assert literal.changed == {"pool_per_class": 1050, "target_train_accuracy": 0.99}
+    for name in ("budget", "seeds", "model", "precision", "exemplars_per_class"):  # None means nothing for these
+        with pytest.raises(ConfigError, match=name if name != "precision" else "training"):
+            configure("pneumonia_binary", **{name: None})
+
+
+def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile():
+    table = configure("breast_binary", budget=5).table()
+    assert list(table.columns) == ["value"] and table.loc["budget", "value"] == "5"
+    assert table.loc["profile", "value"] == "quick, except budget (profile: 10)"
+    assert table.loc["train.precision", "value"] == "auto" and "changed" not in table.index
+    assert "<table" in table._repr_html_()
 
 
 @pytest.mark.parametrize("name, value", [
@@ -60,6 +78,9 @@ def test_committed_notebooks_are_the_generated_ones(name):
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in params.source.splitlines()}
     assert names == set(PARAMETERS + SETTING_PARAMETERS[EXPERIMENTS[name]["setting"]])
+    shown = {}
+    exec(params.source, {}, shown)  # every value written out: the quick profile's, none left to a hidden default
+    assert shown == profile_values(name, "quick")
 
 
 def test_summary_notebook_is_the_generated_one():

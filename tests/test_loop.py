@@ -44,6 +44,7 @@ def test_record_holds_every_round(setting, tmp_path):
         assert key in record["rounds"][-1]
     assert record["rare_classes"] == [6, 7] and record["parameters"]["strategy"] == "flqmi"
     assert {"versions", "git_commit", "device"} <= set(record)
+    assert record["parameters"]["train"]["precision"] in ("bf16", "fp32")  # what ran, never "auto"
     assert not list(tmp_path.glob("*.tmp"))
 
 

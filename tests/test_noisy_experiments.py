@@ -7,7 +7,7 @@ import pytest
 from clinical_utils.experiments import ConfigError
 from clinical_utils.noisy_experiments import (METHODS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES,
                                               configure_noisy, load_noisy_data, load_phase1_records, noisy_split,
-                                              recall_frame, run_noisy_experiment)
+                                              noisy_profile_values, recall_frame, run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
 
 
@@ -37,6 +37,9 @@ def test_committed_noisy_notebooks_are_the_generated_ones(name):
     assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.noisy_notebook(name).cells]
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
     assert [line.split("=")[0].strip() for line in params.source.splitlines()] == list(NOISY_PARAMETERS)
+    shown = {}
+    exec(params.source, {}, shown)
+    assert shown == noisy_profile_values(name, "quick")
 
 
 def test_split_noise_and_default_minority_classes(tmp_path):
@@ -59,6 +62,8 @@ def test_experiment_writes_phase1_and_phase2_records_and_reads_them_back(tmp_pat
     data = load_noisy_data(config)
     phase1, phase2 = run_noisy_experiment(data, config, progress=False)
     assert [r["parameters"]["method"] for r in phase1] == list(METHODS)
+    assert {r["parameters"]["train"]["precision"] for r in phase1} == {"fp32"}  # smoke's, resolved as it ran
+    assert {r["parameters"]["finetune"]["precision"] for r in phase2} == {"fp32"}
     assert len(load_phase1_records(tmp_path / "r", "derma_noisy")) == 3
     assert (tmp_path / "r" / "derma_noisy" / "phase1" / "coteaching_vog" / "seed0.pt").exists()
     ce = next(r for r in phase1 if r["parameters"]["method"] == "cross_entropy")

@@ -4,7 +4,8 @@ import torch
 
 from clinical_utils import data as D
 from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig, classification_metrics, evaluate, predict, resolve_device, train
+from clinical_utils.train import (TrainConfig, classification_metrics, evaluate, native_bf16, predict, resolve_device,
+                                  train)
 
 
 @pytest.fixture
@@ -44,6 +45,28 @@ def test_same_seed_gives_identical_weights_and_metrics_on_cpu(blood):
         assert torch.equal(p, q)
     assert ma == mb
     assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_precision_auto_is_bf16_where_the_device_computes_it_natively():
+    cpu = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+    assert TrainConfig().for_device(torch.device("cpu")).precision == cpu
+    assert TrainConfig().for_device(torch.device("cuda")).precision == "bf16"
+    assert TrainConfig().for_device(torch.device("mps")).precision == "fp32"
+    assert TrainConfig(precision="fp32").for_device(torch.device("cuda")).precision == "fp32"  # explicit stays
+
+
+def test_bf16_training_repeats_exactly_and_is_not_the_fp32_path(blood):
+    """bf16 (autocast, channels-last) on the CPU: the same seed gives the same weights, and they are not fp32's,
+    so the precision parameter really changes the arithmetic."""
+    def run(precision):
+        model = build_model("small_cnn", 3, 8)
+        result = train(model, blood.train.images, blood.train.labels,
+                       TrainConfig(epochs=3, batch_size=50, precision=precision), "cpu")
+        return model.head.weight.detach(), result
+
+    (a, fit), (b, _), (c, _) = run("bf16"), run("bf16"), run("fp32")
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.dtype == torch.float32
+    assert fit.history[-1]["loss"] < fit.history[0]["loss"]
 
 
 def test_stops_at_target_training_accuracy(blood):
@@ -90,6 +113,7 @@ def test_binary_auc_and_absent_classes():
     ({"epochs": 0}, "epochs"),
     ({"lr": 0}, "lr"),
     ({"target_train_accuracy": 1.5}, "target_train_accuracy"),
+    ({"precision": "fp16"}, "precision 'fp16'"),
 ])
 def test_bad_config_is_rejected(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
