@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import medmnist
 import pandas as pd
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from .data import MedMNIST, Scenario, binary_imbalance, load_medmnist, long_tail
+from .data import MedMNIST, Scenario, binary_imbalance, class_names, load_medmnist, long_tail
 from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
 from .records import results_folder
@@ -136,6 +135,15 @@ class Config:
     def table(self) -> pd.DataFrame:
         """The values, one row each, for display; changed values are marked with the profile's value."""
         return settings_table(asdict(self))
+
+    def title(self) -> str:
+        """The set, the setting and its imbalance, e.g. 'PneumoniaMNIST, binary imbalance 20:1 (pneumonia rare)'."""
+        name = medmnist.INFO[self.dataset]["python_class"] if self.dataset in medmnist.INFO else self.dataset
+        if self.setting == "longtail":
+            return f"{name}, long-tail imbalance (head / tail {self.imbalance:g})"
+        classes = class_names(self.dataset) if self.dataset in medmnist.INFO else None
+        rare = " and ".join(classes[c] if classes else str(c) for c in self.rare_classes)
+        return f"{name}, binary imbalance {self.imbalance:g}:1 ({rare} rare)"
 
 
 def settings_table(values: dict) -> pd.DataFrame:
@@ -296,7 +304,13 @@ def record_path(results_dir: str | Path, experiment: str, strategy: str, seed: i
     return Path(results_dir) / experiment / strategy / f"seed{seed}.json"
 
 
-def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> list[dict]:
+def progress_bar(items, desc: str, show: bool | None):
+    """tqdm.auto over `items` (one widget line in Jupyter, one line on a terminal). show=None: shown unless
+    $TQDM_DISABLE is set, as the batch sets it, so that saved notebooks carry no progress output."""
+    return tqdm(items, desc=desc, unit="run", **({} if show is None else {"disable": not show}))
+
+
+def run_experiment(data: MedMNIST, config: Config, progress: bool | None = None) -> list[dict]:
     """Every (seed, strategy) run of the experiment; finished records are read back, not re-run.
 
     Records go to results_dir/<experiment>/<strategy>/seed<k>.json, written after every round.
@@ -304,7 +318,7 @@ def run_experiment(data: MedMNIST, config: Config, progress: bool = True) -> lis
     with results_folder(config.results_dir) as results_dir:  # None: a temporary folder, removed afterwards
         runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
         records, scenarios, initial_models = [], {}, {}
-        for seed, strategy in tqdm(runs, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+        for seed, strategy in progress_bar(runs, config.experiment, progress):
             if seed not in scenarios:
                 scenarios[seed] = build_scenario(data, config, seed)
                 initial_models.clear()  # round 0 is shared within a seed only: keep one model's weights

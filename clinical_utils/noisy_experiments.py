@@ -8,18 +8,17 @@ resume) and results/<experiment>/<sampler>/seed<k>.json, the same record layout 
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import medmnist
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from .data import MedMNIST, load_medmnist
 from .experiments import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
-                          record_path, seeds_from, settings_table, valid_device)
+                          progress_bar, record_path, seeds_from, settings_table, valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -94,6 +93,11 @@ class NoisyConfig:
     def table(self) -> pd.DataFrame:
         """The values, one row each, for display (nested parts as part.name)."""
         return settings_table(asdict(self))
+
+    def title(self) -> str:
+        """The set and its noise, e.g. 'PneumoniaMNIST, 40% symmetric label noise'."""
+        name = medmnist.INFO[self.dataset]["python_class"] if self.dataset in medmnist.INFO else self.dataset
+        return f"{name}, {self.noise_rate:.0%} {self.noise} label noise"
 
 
 def noisy_profile_values(experiment: str, profile: str = "quick") -> dict:
@@ -241,12 +245,12 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
     return model, record
 
 
-def run_noisy_experiment(data: MedMNIST, config: NoisyConfig, progress: bool = True) -> tuple[list, list]:
+def run_noisy_experiment(data: MedMNIST, config: NoisyConfig, progress: bool | None = None) -> tuple[list, list]:
     """Phase 1 (every method) and phase 2 (every sampler) for every seed: (phase-1 records, phase-2 records)."""
     with results_folder(config.results_dir) as results_dir:  # None: a temporary folder, removed afterwards
         steps = [(seed, what) for seed in config.seeds for what in [*METHODS, *config.samplers]]
         phase1, phase2, splits, models = [], [], {}, {}
-        for seed, what in tqdm(steps, desc=config.experiment, unit="run", disable=not progress, file=sys.stderr):
+        for seed, what in progress_bar(steps, config.experiment, progress):
             if seed not in splits:
                 splits[seed] = noisy_split(data, config, seed)
             split = splits[seed]

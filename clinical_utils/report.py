@@ -17,7 +17,7 @@ import seaborn as sns
 from .data import MedMNIST
 from .records import read_json, write_atomic
 from .selection import FUNCTIONS
-from .stats import significant
+from .stats import best_baseline, final_values, paired_recall, paired_table, significant
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
 REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement records only
@@ -241,6 +241,104 @@ def blind_rounds_table(frame: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"{what}: {stat}".replace("mean", "rare picked / round").replace("size", "rounds")
                      for stat, what in table.columns]
     return table.round(2)
+
+
+def run_overview(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment of a `rounds_frame`: strategies, seeds, rounds and unfinished runs."""
+    runs = frame.groupby(["experiment", "strategy", "seed"]).agg(rounds=("round", "max"), finished=("finished", "all"))
+    grouped = runs.reset_index().groupby("experiment")
+    return pd.DataFrame({"strategies": grouped["strategy"].nunique(), "seeds": grouped["seed"].nunique(),
+                         "rounds": grouped["rounds"].max(), "unfinished runs": grouped["finished"].agg(
+                             lambda f: int((~f).sum()))})
+
+
+def _interval(row) -> str:
+    """'+d [low, high]' of one paired_table row, counts to 1 decimal and rates to 3."""
+    d = 1 if row["metric"].startswith("rare_picked") else 3
+    if not np.isfinite(row["ci_low"]):
+        return f"{row['mean_difference']:+.{d}f} (one seed: no interval)"
+    return f"{row['mean_difference']:+.{d}f} [95% CI {row['ci_low']:+.{d}f}, {row['ci_high']:+.{d}f}]"
+
+
+def _verdict(rows: pd.DataFrame) -> str:
+    """How many of `rows` (paired_table rows) are above, below or indistinguishable from their reference."""
+    up, down = int((rows["ci_low"] > 0).sum()), int((rows["ci_high"] < 0).sum())
+    return f"{up} higher, {down} lower, {len(rows) - up - down} not distinguishable"
+
+
+def findings(frame: pd.DataFrame) -> str:
+    """'What this shows' for one CLINICAL experiment, in Markdown, written from its numbers alone: the SMI
+    functions against random and the best baseline (paired over seeds, 95% t intervals), the best function by
+    name, collapsed initial models, blind rounds, and seeds on which a strategy found fewer rare images than
+    random. frame: `rounds_frame` of one experiment."""
+    paired = paired_table(frame)
+    final = final_values(frame)
+    seeds, rounds = final["seed"].nunique(), int(final["round"].max())
+    smi = [s for s in FUNCTIONS if s in set(frame["strategy"])]
+    lines = [f"**What this shows**, from the records above ({seeds} seeds, {rounds} rounds; every strategy of a "
+             "seed starts from the same split and initial model, so differences are paired by seed; an effect "
+             "counts only where its 95% confidence interval excludes 0):", ""]
+    for metric, what in (("rare_picked_total", "rare images found over all rounds"),
+                         ("rare_class_accuracy", "rare-class test accuracy after the last round")):
+        rows = paired[(paired["metric"] == metric) & paired["strategy"].isin(smi)]
+        if rows.empty:
+            continue
+        means = final.groupby("strategy")[metric].mean()
+        digits = 1 if metric == "rare_picked_total" else 3
+        best = means[smi].idxmax()
+        vs_random = rows[rows["reference"] == "random"]
+        vs_best = rows[rows["reference"].str.startswith("best baseline")]
+        text = f"- **{what}**: of {len(smi)} SMI functions, against random {_verdict(vs_random)}"
+        if not vs_best.empty:
+            baseline = best_baseline(final, metric)
+            text += f"; against the best baseline ({baseline}, mean {means[baseline]:.{digits}f}) {_verdict(vs_best)}"
+        text += (f". The best, {best} (mean {means[best]:.{digits}f}; random "
+                 f"{means.get('random', float('nan')):.{digits}f})")
+        one = vs_random[vs_random["strategy"] == best]
+        text += f", differs from random by {_interval(one.iloc[0])}." if not one.empty else "."
+        lines.append(text)
+    first = frame[frame["round"] == 0].groupby("seed")["rare_class_accuracy"].first()
+    lines.append(f"- **Collapse**: the initial model predicts no rare test image (rare-class accuracy 0) on "
+                 f"{int((first == 0).sum())} of {len(first)} seeds.")
+    later = frame[frame["round"] > 0].dropna(subset=["pool_predicted_rare"])
+    if not later.empty:
+        blind = later["pool_predicted_rare"] == 0
+        lines.append(f"- **Blind rounds**: in {blind.mean():.0%} of the selection rounds the picking model "
+                     "predicted no pool image rare (the gradient embeddings then carry no rare direction).")
+    if "random" in set(final["strategy"]):
+        wide = final.pivot_table(index="seed", columns="strategy", values="rare_picked_total", aggfunc="first")
+        fewer = {s: int((wide[s] < wide["random"]).sum()) for s in smi if s in wide}
+        fewer = {s: n for s, n in fewer.items() if n}
+        lines.append("- **Fewer rare images than random** on some seed: " + (
+            ", ".join(f"{s} ({n} of {len(wide)} seeds)" for s, n in fewer.items()) if fewer else "no SMI function")
+                     + ".")
+    return "\n".join(lines)
+
+
+def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: list[str]) -> str:
+    """'What this shows' for one label-refinement experiment, in Markdown, from its numbers alone: Co-teaching +
+    VOG against Co-teaching in the minority classes' clean recall, and each phase-2 sampler against random,
+    paired over seeds. phase2: `rounds_frame` of the sampler records; recall: `noisy_experiments.recall_frame`;
+    minority: the minority classes' names as `recall` spells them."""
+    seeds = phase2["seed"].nunique()
+    lines = [f"**What this shows**, from the records above ({seeds} seeds, paired by seed; an effect counts only "
+             "where its 95% confidence interval excludes 0):", ""]
+    vog = paired_recall(recall)
+    for name in minority:
+        row = vog[vog["metric"] == f"clean recall: {name}"]
+        if not row.empty:
+            lines.append(f"- **Phase 1, minority class {name}**: Co-teaching + VOG keeps a share of its clean "
+                         f"samples that differs from Co-teaching's by {_interval(row.iloc[0])}.")
+    paired = paired_table(phase2, metrics=("balanced_accuracy", "rare_class_accuracy"))
+    for metric, what in (("balanced_accuracy", "balanced accuracy"), ("rare_class_accuracy", "minority accuracy")):
+        rows = paired[(paired["metric"] == metric) & (paired["reference"] == "random")]
+        if rows.empty:
+            continue
+        smi = rows[rows["strategy"] == "smi"]
+        lines.append(f"- **Phase 2, {what} after the last round**, against random: of {len(rows)} samplers "
+                     f"{_verdict(rows)}" + (f"; the SMI sampler {_interval(smi.iloc[0])}" if not smi.empty else "")
+                     + ".")
+    return "\n".join(lines)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads {args.threads}: give a whole number >= 1")
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when a kernel imports it
         os.environ[name] = str(args.threads)
+    os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it: saved notebooks carry no progress bars
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:

@@ -9,47 +9,37 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import EXPERIMENTS, SETTING_PARAMETERS, profile_values
-from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, NOISY_PARAMETERS, noisy_profile_values
+from clinical_utils.experiments import EXPERIMENTS, SETTING_PARAMETERS, configure, profile_values
+from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_PARAMETERS, configure_noisy,
+                                              noisy_profile_values)
 
 HERE = Path(__file__).resolve().parent
 
 ABOUT = {
-    "pneumonia_binary": ("PneumoniaMNIST, binary imbalance (pneumonia rare)",
-                         "Chest X-rays; pneumonia is made rare at 20:1 in the labeled set and the pool, as in the "
+    "pneumonia_binary": ("Chest X-rays; pneumonia is made rare at 20:1 in the labeled set and the pool, as in the "
                          "authors' TRUST demo (their DISTIL tutorial uses 100:1: set `imbalance_ratio = 100`)."),
-    "breast_binary": ("BreastMNIST, binary imbalance (malignant rare)",
-                      "Breast ultrasound; malignant is made rare at 20:1. BreastMNIST has only 546 training images, "
+    "breast_binary": ("Breast ultrasound; malignant is made rare at 20:1. BreastMNIST has only 546 training images, "
                       "so the initial set is 40 / 2 and the budget 10 per round."),
-    "blood_binary": ("BloodMNIST, binary imbalance (basophil and monocyte rare)",
-                     "Blood-cell microscopy, 8 classes; basophils and monocytes are made rare at 20:1. Needs a "
+    "blood_binary": ("Blood-cell microscopy, 8 classes; basophils and monocytes are made rare at 20:1. Needs a "
                      "download (about 35 MB)."),
-    "retina_longtail": ("RetinaMNIST, long-tail imbalance",
-                        "Fundus images graded 0-4; class sizes decay by a factor of 10 from the most to the least "
+    "retina_longtail": ("Fundus images graded 0-4; class sizes decay by a factor of 10 from the most to the least "
                         "frequent grade, and the tail half of the grades are the rare classes."),
-    "path_longtail": ("PathMNIST, long-tail imbalance",
-                      "Colorectal histology (NCT-CRC-HE-100K), 9 tissue classes; sizes decay by a factor of 20, the "
+    "path_longtail": ("Colorectal histology (NCT-CRC-HE-100K), 9 tissue classes; sizes decay by a factor of 20, the "
                       "tail half are rare. Needs a download (about 200 MB)."),
-    "derma_longtail": ("DermaMNIST, long-tail imbalance",
-                       "Dermatoscopy (HAM10000), 7 lesion classes; sizes decay by a factor of 20, the tail half are "
+    "derma_longtail": ("Dermatoscopy (HAM10000), 7 lesion classes; sizes decay by a factor of 20, the tail half are "
                        "rare. Needs a download; CC BY-NC 4.0."),
-    "organa_longtail": ("OrganAMNIST, long-tail imbalance",
-                        "Abdominal CT slices, 11 organs; sizes decay by a factor of 20, the tail half are rare. Needs "
+    "organa_longtail": ("Abdominal CT slices, 11 organs; sizes decay by a factor of 20, the tail half are rare. Needs "
                         "a download (about 40 MB)."),
 }
 
 NOISY_ABOUT = {
-    "pneumonia_noisy": ("PneumoniaMNIST, 40% symmetric label noise",
-                        "Chest X-rays at their natural imbalance (26% normal: the minority class); 40% of the "
+    "pneumonia_noisy": ("Chest X-rays at their natural imbalance (26% normal: the minority class); 40% of the "
                         "training labels are flipped (binary, so above 50% the labels would invert)."),
-    "retina_noisy": ("RetinaMNIST, 60% symmetric label noise",
-                     "Fundus grades 0-4 at their natural imbalance (grades 3 and 4 are the minority); 60% of the "
+    "retina_noisy": ("Fundus grades 0-4 at their natural imbalance (grades 3 and 4 are the minority); 60% of the "
                      "training labels move to another grade, uniformly."),
-    "path_noisy": ("PathMNIST, 80% symmetric label noise",
-                   "Colorectal histology (NCT-CRC-HE-100K, one of the paper's two datasets), 80% symmetric noise as "
+    "path_noisy": ("Colorectal histology (NCT-CRC-HE-100K, one of the paper's two datasets), 80% symmetric noise as "
                    "in the authors' example. Needs a download (about 200 MB)."),
-    "derma_noisy": ("DermaMNIST, 80% symmetric label noise",
-                    "Dermatoscopy (HAM10000, the closest MedMNIST set to the paper's ISIC-2019), heavily "
+    "derma_noisy": ("Dermatoscopy (HAM10000, the closest MedMNIST set to the paper's ISIC-2019), heavily "
                     "imbalanced, 80% symmetric noise. Needs a download; CC BY-NC 4.0."),
 }
 
@@ -143,7 +133,7 @@ def _noisy_parameters_cell(name: str) -> nbformat.NotebookNode:
 
 
 def noisy_notebook(name: str) -> nbformat.NotebookNode:
-    title, about = NOISY_ABOUT[name]
+    title, about = configure_noisy(name).title(), NOISY_ABOUT[name]
     args = ", ".join(f"{n}={n}" for n in NOISY_PARAMETERS)
     cells = [
         new_markdown_cell(
@@ -157,7 +147,7 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
             f"Run it here or in the batch: `python -m clinical_utils.reproduce --only {name}`."),
         _noisy_parameters_cell(name),
         new_code_cell(
-            "import matplotlib.pyplot as plt\nimport pandas as pd\n\n"
+            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom IPython.display import Markdown\n\n"
             "from clinical_utils import report\nfrom clinical_utils.noise import noise_report\n"
             "from clinical_utils.noisy_experiments import (configure_noisy, load_noisy_data, noisy_split, "
             "recall_frame,\n                                              run_noisy_experiment)\n\n"
@@ -174,24 +164,26 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
         new_markdown_cell("## Phase 1: which clean samples each method kept\nRecall: the share of truly clean "
                           "samples of each class that were kept as clean (mean and sd over seeds). The paper's claim "
                           "is about the minority classes' recall."),
-        new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.experiment)\n"
+        new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.title())\n"
                       "plt.show()\nrecall.groupby(['class', 'method'], sort=False)[['recall', 'precision']].mean()"
                       ".unstack().round(3)"),
         new_markdown_cell("## Phase 2: balanced accuracy against the relabeling budget"),
-        new_code_cell("frame = report.rounds_frame(phase2)\nreport.budget_curves(frame, title=config.experiment)\n"
+        new_code_cell("frame = report.rounds_frame(phase2)\nreport.budget_curves(frame, title=config.title())\n"
                       "plt.show()\nreport.refinement_table(frame).loc[config.experiment]"),
         new_code_cell("report.per_class_curves(report.per_class_frame(phase2, data.class_names), "
-                      "title=config.experiment)\nplt.show()"),
+                      "title=config.title())\nplt.show()"),
         new_markdown_cell("## Corrected images\nSamples the SMI sampler sent to the expert whose given label was "
                           "wrong: given label, then true label."),
         new_code_cell("shown = next((r for r in phase2 if r['parameters']['strategy'] == 'smi'), phase2[0])\n"
                       "report.corrected_images(data, split.train, split.noisy, shown)\nplt.show()"),
+        new_code_cell("minority = [data.class_names[c] for c in split.rare_classes]\n"
+                      "Markdown(report.refinement_findings(frame, recall, minority))"),
     ]
     return _notebook(cells)
 
 
 def experiment_notebook(name: str) -> nbformat.NotebookNode:
-    title, about = ABOUT[name]
+    title, about = configure(name).title(), ABOUT[name]
     args = ", ".join(f"{n}={n}" for n in _parameter_names(name))
     cells = [
         new_markdown_cell(
@@ -205,7 +197,7 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
             f"{name}`. Finished runs are read back from their records, not re-run."),
         _parameters_cell(name),
         new_code_cell(
-            "import matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd\n\n"
+            "import matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd\nfrom IPython.display import Markdown\n\n"
             "from clinical_utils import report\n"
             "from clinical_utils.experiments import build_scenario, configure, load_data, run_experiment\n\n"
             f"config = configure({name!r}, {args})\n"
@@ -220,9 +212,9 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
         new_markdown_cell("## Rare-class accuracy and rare images found\nMean and standard deviation over seeds; "
                           "SMI functions solid, baselines dashed."),
         new_code_cell("frame = report.rounds_frame(records)\n"
-                      "report.round_curves(frame, title=config.experiment)\nplt.show()"),
+                      "report.round_curves(frame, title=config.title())\nplt.show()"),
         new_code_cell("report.per_class_curves(report.per_class_frame(records, data.class_names), "
-                      "title=config.experiment)\nplt.show()"),
+                      "title=config.title())\nplt.show()"),
         new_markdown_cell("## Final round\nmean ± sd over seeds, best rare-class accuracy first; `rare picked` is the "
                           "total over all rounds."),
         new_code_cell("report.final_table(frame).loc[config.experiment]"),
@@ -232,6 +224,7 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
         new_markdown_cell("The same as numbers: rare images picked in each round, and the first pool indices each "
                           "strategy picked in round 1."),
         new_code_cell("report.picks_table(records, round_=1, seed=config.seeds[0])"),
+        new_code_cell("Markdown(report.findings(frame))"),
     ]
     return _notebook(cells)
 
@@ -246,63 +239,70 @@ def summary_notebook() -> nbformat.NotebookNode:
     params.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(
-            "# Summary of every run\n\nReads every run record under `results_dir`. For each CLINICAL experiment: "
-            "per-class test accuracy against the labeled-set size, and rare-class accuracy and cumulative rare "
-            "picks against the round. For each label-refinement experiment: phase 1's clean recall per class, "
-            "balanced accuracy and remaining noise against the expert labels spent, and per-class accuracy. Mean "
-            "and sd over seeds; every figure saved to `figures_dir` as PNG and SVG. Then the final tables (the "
-            "README's results tables)."),
+            "# Summary of every run\n\nReads every run record under `results_dir` (by default the committed "
+            "reference). First one section per experiment: what its numbers show, in words generated from them; "
+            "the paired differences to random and to the best baseline; the curves over rounds; per-class "
+            "accuracy. Then the tables across experiments. Bands and whiskers are 95% confidence intervals over "
+            "seeds; every figure is saved to `figures_dir` as PNG and SVG, the paired differences to "
+            "`tables_dir/paired.csv`."),
         params,
         new_code_cell(
-            "import tempfile\n\nimport matplotlib.pyplot as plt\n\n"
-            "from clinical_utils import report\nfrom clinical_utils.data import class_names\n"
-            "from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame\n\n"
+            "import tempfile\n\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+            "from IPython.display import Markdown, display\n\n"
+            "from clinical_utils import report, stats\nfrom clinical_utils.data import class_names\n"
+            "from clinical_utils.experiments import configure\n"
+            "from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, configure_noisy, load_phase1_records,\n"
+            "                                              recall_frame)\n\n"
             "records = report.load_records(results_dir)\n"
             "found = sorted({r['parameters']['experiment'] for r in records})\n"
             "experiments = found if experiments is None else experiments\n"
             "missing = sorted(set(experiments) - set(found))\n"
             "assert not missing, f'no records for {missing} under {results_dir}; run them first'\n"
             "figures_dir = figures_dir or tempfile.mkdtemp(prefix='clinical-utils-figures-')\n"
+            "tables_dir = tables_dir or tempfile.mkdtemp(prefix='clinical-utils-tables-')\n"
             "frame = report.rounds_frame([r for r in records if r['parameters']['experiment'] in experiments])\n"
-            "frame.groupby(['experiment', 'strategy']).agg(seeds=('seed', 'nunique'), rounds=('round', 'max'), "
-            "finished=('finished', 'all'))"),
+            "recalls = {name: recall_frame(load_phase1_records(results_dir, name))\n"
+            "           for name in experiments if name in NOISY_EXPERIMENTS}\n"
+            "paired = pd.concat([stats.paired_table(frame)] + [stats.paired_recall(recall, experiment=name)\n"
+            "                                                  for name, recall in recalls.items()], ignore_index=True)\n"
+            "report.save_csv(paired, f'{tables_dir}/paired.csv')\n"
+            "report.run_overview(frame)"),
         new_code_cell(
             "saved = []\nfor name in experiments:\n"
             "    mine = [r for r in records if r['parameters']['experiment'] == name]\n"
+            "    part = frame[frame['experiment'] == name]\n"
             "    names = class_names(mine[0]['parameters']['dataset'])\n"
-            "    if name in NOISY_EXPERIMENTS:\n"
-            "        recall = recall_frame(load_phase1_records(results_dir, name))\n"
-            "        fig = report.recall_plot(recall, title=f'{name}: clean samples kept by phase 1')\n"
-            "        saved += report.save_figure(fig, figures_dir, f'{name}_recall')\n        plt.show()\n"
-            "        fig = report.budget_curves(frame[frame['experiment'] == name], title=name)\n"
-            "        saved += report.save_figure(fig, figures_dir, f'{name}_budget')\n"
+            "    noisy = name in NOISY_EXPERIMENTS\n"
+            "    title = (configure_noisy if noisy else configure)(name).title()\n"
+            "    display(Markdown(f'## {title}\\n`{name}`'))\n"
+            "    if noisy:\n"
+            "        minority = [names[c] for c in mine[0]['rare_classes']]\n"
+            "        display(Markdown(report.refinement_findings(part, recalls[name], minority)))\n"
+            "        figures = {'recall': report.recall_plot(recalls[name], title=f'{title}: clean samples kept by phase 1'),\n"
+            "                   'paired': report.paired_figure(paired[paired['experiment'] == name], "
+            "metric='balanced_accuracy', title=title),\n"
+            "                   'budget': report.budget_curves(part, title=title)}\n"
             "    else:\n"
-            "        fig = report.round_curves(frame[frame['experiment'] == name], title=name)\n"
-            "        saved += report.save_figure(fig, figures_dir, f'{name}_rare')\n"
-            "    plt.show()\n"
-            "    fig = report.per_class_curves(report.per_class_frame(mine, names), title=f'{name}: per-class accuracy')\n"
-            "    saved += report.save_figure(fig, figures_dir, f'{name}_per_class')\n    plt.show()\n"
-            "print('\\n'.join(map(str, saved)))"),
+            "        display(Markdown(report.findings(part)))\n"
+            "        figures = {'paired': report.paired_figure(paired[paired['experiment'] == name], title=title),\n"
+            "                   'rare': report.round_curves(part, title=title)}\n"
+            "    figures['per_class'] = report.per_class_curves(report.per_class_frame(mine, names),\n"
+            "                                                   title=f'{title}: per-class accuracy')\n"
+            "    for kind, fig in figures.items():\n"
+            "        saved += report.save_figure(fig, figures_dir, f'{name}_{kind}')\n"
+            "        plt.show()\n"
+            "print(f'{len(saved)} files saved in {figures_dir}')"),
         new_markdown_cell("## Targeted active learning (CLINICAL), final round\nmean ± sd over seeds; `rare picked`: "
                           "rare images labeled over all rounds."),
         new_code_cell("targeted = frame[~frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
-                      "table = report.final_table(targeted) if len(targeted) else None\ntable"),
-        new_code_cell("print(report.markdown_table(table) if table is not None else 'no CLINICAL records')"),
+                      "report.final_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell(
             "## Paired differences\nAll strategies of one seed share the split and the initial model, so each "
             "strategy is compared with random and with its experiment's best baseline (by that metric's mean) seed "
             "by seed: mean difference of the final round and its 95% Student-t confidence interval over seeds "
             "(`*`: the interval excludes 0). `rare_picked_total`: rare images labeled over all rounds. Label "
-            "refinement likewise for every sampler, and phase 1's Co-teaching + VOG against Co-teaching in each "
-            "class's clean recall. All rows: `<tables_dir>/paired.csv`."),
-        new_code_cell(
-            "import pandas as pd\n\nfrom clinical_utils import stats\n\n"
-            "paired = pd.concat([stats.paired_table(frame)] + [\n"
-            "    stats.paired_recall(recall_frame(load_phase1_records(results_dir, name)), experiment=name)\n"
-            "    for name in experiments if name in NOISY_EXPERIMENTS], ignore_index=True)\n"
-            "tables_dir = tables_dir or tempfile.mkdtemp(prefix='clinical-utils-tables-')\n"
-            "report.save_csv(paired, f'{tables_dir}/paired.csv')\n"
-            "report.paired_view(paired)"),
+            "refinement likewise for every sampler. All rows, every metric: `<tables_dir>/paired.csv`."),
+        new_code_cell("report.paired_view(paired)"),
         new_markdown_cell("### Phase 1: Co-teaching + VOG against Co-teaching, clean recall per class"),
         new_code_cell("recall_rows = paired[paired['metric'].str.startswith('clean recall')]\n"
                       "recall_rows.round(3) if len(recall_rows) else 'no label-refinement records'"),
@@ -317,10 +317,7 @@ def summary_notebook() -> nbformat.NotebookNode:
         new_markdown_cell("## Active label refinement, final round\nmean ± sd over seeds; `corrected`: wrong labels "
                           "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
         new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
-                      "refinement = report.refinement_table(noisy) if len(noisy) else None\nrefinement"),
-        new_code_cell("print(report.markdown_table(refinement) if refinement is not None else "
-                      "'no label-refinement records')"),
-    ]
+                      "report.refinement_table(noisy) if len(noisy) else 'no label-refinement records'"),
     return _notebook(cells)
 
 
