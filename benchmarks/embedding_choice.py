@@ -14,7 +14,6 @@ saves results/bench/embedding_choice.json. About 25 minutes per embedding on 1 C
     python benchmarks/embedding_choice.py [--experiments pneumonia_binary breast_binary] [--embeddings gradients_rare]
 """
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -1,8 +1,8 @@
 """The CLINICAL experiments: what each notebook runs, at which scale (profile), and running it.
 
-A notebook's `parameters` cell holds the experiment's literals (dataset, rare classes, imbalance) and `None` for
-everything whose value comes from the profile. `configure` merges the two, checks every value and rejects
-unknown names, so a typo fails at once with the list of valid names instead of running a different experiment.
+A notebook's `parameters` cell shows every value of the quick profile (`profile_values`); another profile's
+values are what the batch injects. `configure` checks every value and rejects unknown names (`params`), so a
+typo fails at once with the list of valid names instead of running a different experiment.
 
 Profiles: `smoke` (seconds: nbval regression tests), `quick` (the CPU default: small CNN trained until 99%
 training accuracy or 30 epochs, 10 seeds for pneumonia_binary and breast_binary and 5 for the others, 5 rounds,
@@ -13,8 +13,6 @@ GPU).
 """
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +23,8 @@ from tqdm.auto import tqdm
 from .data import MedMNIST, Scenario, binary_imbalance, class_names, load_medmnist, long_tail
 from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
+from .params import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
+                     seeds_from, settings_table, valid_device)
 from .records import results_folder
 from .train import TrainConfig
 
@@ -91,18 +91,6 @@ SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_p
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
               "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision", "queries",
               "embedding", "device", "results_dir", "data_root", "verify_data")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def valid_device(device) -> bool:
-    """A device name `train.resolve_device` understands: one of DEVICES, or 'cuda:N' for GPU number N."""
-    return device in DEVICES or (isinstance(device, str) and re.fullmatch(r"cuda:\d+", device) is not None)
-
-
-class ConfigError(ValueError):
-    """A notebook parameter that is unknown or has a bad value; the message says what to change."""
-
-
 @dataclass(frozen=True)
 class Config:
     """Every value one experiment runs with. results_dir None: a fresh temporary folder (nothing kept)."""
@@ -144,69 +132,6 @@ class Config:
         classes = class_names(self.dataset) if self.dataset in medmnist.INFO else None
         rare = " and ".join(classes[c] if classes else str(c) for c in self.rare_classes)
         return f"{name}, binary imbalance {self.imbalance:g}:1 ({rare} rare)"
-
-
-def settings_table(values: dict) -> pd.DataFrame:
-    """A config's values (dataclasses.asdict) as one row per setting, nested parts as `part.name`; the profile row
-    names every parameter given another value than the profile's. Renders as an HTML table in notebooks."""
-    rows = {}
-    for name, value in values.items():
-        if name == "changed":
-            continue
-        if name == "profile" and values["changed"]:
-            value = f"{value}, except " + ", ".join(f"{n} (profile: {v!r})" for n, v in values["changed"].items())
-        if isinstance(value, dict):
-            rows.update({f"{name}.{k}": str(v) for k, v in value.items()})
-        else:
-            rows[name] = ", ".join(map(str, value)) if name in ("strategies", "samplers") else str(value)
-    return pd.DataFrame({"value": rows}).rename_axis("setting")
-
-
-def need(ok: bool, name: str, value, wanted: str) -> None:
-    """The one parameter check: a ConfigError naming the parameter, its value and what it must be."""
-    if not ok:
-        raise ConfigError(f"parameter {name} = {value!r} is not valid: it must be {wanted}")
-
-
-def is_int(x) -> bool:
-    """A whole number, and not a bool."""
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def names_from(name: str, value, allowed) -> list:
-    """'all', or a non-empty list of distinct names from `allowed`, as a list."""
-    names = list(allowed) if value == "all" else value
-    need(isinstance(names, (list, tuple)) and names and set(names) <= set(allowed)
-          and len(set(names)) == len(names), name, value, f"'all' or a list of distinct names from {list(allowed)}")
-    return list(names)
-
-
-def seeds_from(seeds) -> list:
-    need(isinstance(seeds, (list, tuple)) and seeds and all(is_int(s) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
-    return list(seeds)
-
-
-def check_names(given, allowed, where: str) -> None:
-    """Unknown parameter names are an error naming each one, its closest valid name first, and the valid names."""
-    unknown = [n for n in given if n not in allowed]
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.5)
-            hints.append(f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
-        raise ConfigError(f"unknown parameter(s) for {where}: {', '.join(hints)}; the parameters it takes are "
-                          f"{sorted(allowed)}")
-
-
-def check_rare_classes_exist(dataset: str, rare) -> int | None:
-    """Class indices against the dataset's class count, known from medmnist.INFO without loading, so a bad index
-    stops the batch before any kernel starts. Returns that count (None for a set medmnist does not know)."""
-    if dataset not in medmnist.INFO:
-        return None
-    k = len(medmnist.INFO[dataset]["label"])
-    need(rare is None or all(c < k for c in rare), "rare_classes", rare, f"class indices of {dataset}, 0..{k - 1}")
-    return k
 
 
 def profile_values(experiment: str, profile: str = "quick") -> dict:
@@ -286,7 +211,8 @@ def configure(experiment: str, **params) -> Config:
                   p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
 
 
-def load_data(config: Config) -> MedMNIST:
+def load_data(config) -> MedMNIST:
+    """The MedMNIST set a Config or a NoisyConfig names, from its data_root, checked if it says so."""
     return load_medmnist(config.dataset, root=config.data_root, verify=config.verify_data)
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import MedMNIST, load_medmnist
-from .experiments import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
-                          progress_bar, record_path, seeds_from, settings_table, valid_device)
+from .data import MedMNIST
+from .experiments import progress_bar, record_path
+from .params import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
+                     seeds_from, settings_table, valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
@@ -175,10 +176,6 @@ class NoisySplit:
     true: np.ndarray
     noisy: np.ndarray
     rare_classes: list
-
-
-def load_noisy_data(config: NoisyConfig) -> MedMNIST:
-    return load_medmnist(config.dataset, root=config.data_root, verify=config.verify_data)
 
 
 def noisy_split(data: MedMNIST, config: NoisyConfig, seed: int) -> NoisySplit:

@@ -35,7 +35,8 @@ from traitlets import default
 
 from .data import DataError, ensure_file
 from .records import read_json, write_atomic, write_json_atomic
-from .experiments import EXPERIMENTS, PROFILES, ConfigError, check_names, configure, profile_values
+from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
+from .params import ConfigError, check_names
 from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
 
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)

@@ -149,13 +149,14 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
         new_code_cell(
             "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom IPython.display import Markdown\n\n"
             "from clinical_utils import report\nfrom clinical_utils.noise import noise_report\n"
-            "from clinical_utils.noisy_experiments import (configure_noisy, load_noisy_data, noisy_split, "
-            "recall_frame,\n                                              run_noisy_experiment)\n\n"
+            "from clinical_utils.experiments import load_data\n"
+            "from clinical_utils.noisy_experiments import configure_noisy, noisy_split, recall_frame, "
+            "run_noisy_experiment\n\n"
             f"config = configure_noisy({name!r}, {args})\n"
             'pd.set_option("display.max_colwidth", None)\nconfig.table()'),
         new_markdown_cell("## The noise\nPer true class of the first seed's training subset: images, labels "
                           "made wrong and the realised rate; per given label, the share that is wrong."),
-        new_code_cell("data = load_noisy_data(config)\nsplit = noisy_split(data, config, seed=config.seeds[0])\n"
+        new_code_cell("data = load_data(config)\nsplit = noisy_split(data, config, seed=config.seeds[0])\n"
                       "print('minority classes:', [data.class_names[c] for c in split.rare_classes])\n"
                       "noise_report(split.true, split.noisy, data.class_names)"),
         new_markdown_cell("## The runs\nPhase 1 (three methods), then phase 2 (every sampler), per seed; finished "
@@ -318,6 +319,7 @@ def summary_notebook() -> nbformat.NotebookNode:
                           "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
         new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
                       "report.refinement_table(noisy) if len(noisy) else 'no label-refinement records'"),
+    ]
     return _notebook(cells)
 
 

@@ -15,7 +15,7 @@ import papermill
 
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
 from clinical_utils.reproduce import QuietKernelManager, notebook_parameters
-from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy, load_noisy_data,
+from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy,
                                               run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
 
@@ -42,7 +42,7 @@ def main() -> None:
         config = configure(name, profile="smoke", results_dir=str(HERE / RECORDS))
         run_experiment(load_data(config), config, progress=False)
     config = configure_noisy("retina_noisy", profile="smoke", results_dir=str(HERE / RECORDS))
-    run_noisy_experiment(load_noisy_data(config), config, progress=False)
+    run_noisy_experiment(load_data(config), config, progress=False)
     for pt in (HERE / RECORDS).rglob("*.pt"):  # the summary reads no weights; keep the repository small
         pt.unlink()
     for name in [*EXPERIMENTS, *NOISY_EXPERIMENTS, "summary"]:

@@ -3,10 +3,11 @@ import json
 import nbformat
 import pytest
 
-from clinical_utils.experiments import (EXPERIMENTS, PARAMETERS, PROFILES, SETTING_PARAMETERS, ConfigError,
+from clinical_utils.experiments import (EXPERIMENTS, PARAMETERS, PROFILES, SETTING_PARAMETERS,
                                         build_scenario, configure, load_data, profile_values, record_path,
                                         run_experiment)
 from clinical_utils.loop import STRATEGIES
+from clinical_utils.params import ConfigError
 from medmnist_fixtures import write_download_sets
 
 

@@ -4,9 +4,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from clinical_utils.experiments import ConfigError
+from clinical_utils.experiments import load_data
+from clinical_utils.params import ConfigError
 from clinical_utils.noisy_experiments import (METHODS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES,
-                                              configure_noisy, load_noisy_data, load_phase1_records, noisy_split,
+                                              configure_noisy, load_phase1_records, noisy_split,
                                               noisy_profile_values, recall_frame, run_noisy_experiment)
 from medmnist_fixtures import write_download_sets
 
@@ -45,7 +46,7 @@ def test_committed_noisy_notebooks_are_the_generated_ones(name):
 def test_split_noise_and_default_minority_classes(tmp_path):
     config = configure_noisy("path_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path)),
                              verify_data=False, train_size=300)
-    data = load_noisy_data(config)
+    data = load_data(config)
     split = noisy_split(data, config, seed=4)
     assert len(split.train) == 300 and (split.true == data.train.labels[split.train]).all()
     assert abs((split.noisy != split.true).mean() - 0.8) < 0.02
@@ -59,7 +60,7 @@ def test_split_noise_and_default_minority_classes(tmp_path):
 def test_experiment_writes_phase1_and_phase2_records_and_reads_them_back(tmp_path):
     config = configure_noisy("derma_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path / "d")),
                              verify_data=False, samplers=["random", "smi"], results_dir=str(tmp_path / "r"))
-    data = load_noisy_data(config)
+    data = load_data(config)
     phase1, phase2 = run_noisy_experiment(data, config, progress=False)
     assert [r["parameters"]["method"] for r in phase1] == list(METHODS)
     assert {r["parameters"]["train"]["precision"] for r in phase1} == {"fp32"}  # smoke's, resolved as it ran

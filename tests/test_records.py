@@ -8,7 +8,7 @@ import pytest
 
 from clinical_utils import records
 from clinical_utils.experiments import configure, load_data, run_experiment
-from clinical_utils.noisy_experiments import configure_noisy, load_noisy_data, run_noisy_experiment
+from clinical_utils.noisy_experiments import configure_noisy, run_noisy_experiment
 from medmnist_fixtures import write_download_sets
 
 
@@ -38,7 +38,7 @@ def _noisy(data_root, results, **changes):
     params = {"samplers": ["random"], "epochs": 3, "rounds": 1, **changes}
     config = configure_noisy("derma_noisy", profile="smoke", data_root=data_root, verify_data=False,
                              results_dir=str(results), **params)
-    return run_noisy_experiment(load_noisy_data(config), config, progress=False)
+    return run_noisy_experiment(load_data(config), config, progress=False)
 
 
 @pytest.mark.parametrize("change, named", [({"mix_ratio": 0.5}, "coteaching.mix_ratio"),

@@ -210,3 +210,23 @@ def test_gradient_embeddings_invert_the_ranking_when_no_pool_image_is_predicted_
     assert set(hypothesised.tolist()) == set(like.tolist())  # and all picked at the rare label
     last = smi_select("gcmi", gradient_embedding(probs, feats), query, n)[-10:]
     assert set(last.tolist()) == set(like.tolist())  # they come last
+
+
+def test_logdetcmi_with_eta_unequal_nu_matches_submodlib():
+    """Query magnification and privacy hardness set apart: pick for pick as submodlib where the kernel stays
+    positive definite (lam >= 1 here), and a SelectionError naming eta and nu where it does not."""
+    compared = 0
+    for seed in range(12):
+        pool, query, private, budget, params = _problem(seed, "logdetcmi")
+        for eta, nu in ((0.5, 1.0), (1.0, 0.5), (0.3, 0.8)):
+            chosen = {**params, "eta": eta, "nu": nu}
+            if chosen["lam"] < 1:
+                continue
+            ours = smi_select("logdetcmi", pool, query, budget, private, **chosen)
+            theirs = smi_select("logdetcmi", pool, query, budget, private, backend="submodlib", **chosen)
+            np.testing.assert_array_equal(ours, theirs)
+            compared += 1
+    assert compared >= 12
+    pool, query, private, budget, params = _problem(1, "logdetcmi")
+    with pytest.raises(SelectionError, match=r"not positive definite.*eta=0.5, nu=1.0"):
+        smi_select("logdetcmi", pool, query, budget, private, **{**params, "eta": 0.5, "nu": 1.0, "lam": 0.1})
