@@ -1,8 +1,8 @@
 """Tables and figures from run records: what the notebooks and the summary show.
 
 Records are the dicts `run_active_learning` returns and writes (results/<experiment>/<strategy>/seed<k>.json).
-Figures are seaborn on matplotlib; `save_figure` writes PNG and SVG without timestamps, so an unchanged figure
-gives unchanged files.
+Figures are matplotlib, every method in one style (`PALETTE`, `MARKERS`, `HUE_ORDER`); `save_figure` writes PNG
+and SVG without timestamps, so an unchanged figure gives unchanged files.
 """
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from .data import MedMNIST
 from .records import read_json, write_atomic
 from .selection import FUNCTIONS
-from .stats import best_baseline, final_values, paired_recall, paired_table, significant
+from .stats import TARGETED, best_baseline, final_values, mean_interval, paired_recall, paired_table, significant
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
 REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement records only
@@ -52,71 +51,209 @@ def rounds_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _class_label(name) -> str:
+    """A class name for titles: 'class 3' where the name is only the index (RetinaMNIST's grades)."""
+    return f"class {name}" if str(name).isdigit() else str(name)
+
+
 def per_class_frame(records: list[dict], class_names=None) -> pd.DataFrame:
-    """One row per (experiment, strategy, seed, round, class): that class's test accuracy."""
+    """One row per (experiment, strategy, seed, round, class): that class's test accuracy. The class column holds
+    the class name ('class <k>' when the name is just the index), with ' (rare)' for rare classes; label
+    refinement records also give the expert labels spent so far (`relabeled`)."""
     rows = []
     for record in records:
         p = record["parameters"]
         for r in record["rounds"]:
             for c, acc in enumerate(r["per_class_accuracy"]):
-                name = class_names[c] if class_names is not None else str(c)
+                name = _class_label(class_names[c] if class_names is not None else c)
                 rows.append({"experiment": p["experiment"], "strategy": p["strategy"], "seed": p["seed"],
                              "round": r["round"], "labeled": sum(r["labeled_per_class"]),
-                             "class": f"{name}{' (rare)' if c in record['rare_classes'] else ''}", "accuracy": acc})
+                             "class": f"{name}{' (rare)' if c in record['rare_classes'] else ''}", "accuracy": acc,
+                             **{m: r[m] for m in ("relabeled",) if m in r}})
     return pd.DataFrame(rows)
 
 
-def _strategy_style(strategies) -> tuple[dict, dict]:
-    """Colours per strategy; SMI functions drawn solid, baselines dashed."""
-    smi = [s for s in strategies if s in FUNCTIONS]
-    rest = [s for s in strategies if s not in FUNCTIONS]
-    palette = dict(zip(smi, sns.color_palette("dark", len(smi)))) | dict(
-        zip(rest, sns.color_palette("pastel", len(rest))))
-    dashes = {s: "" if s in FUNCTIONS else (4, 2) for s in strategies}
-    return palette, dashes
+# One style per method, the same in every figure. SMI functions: the Okabe-Ito hues, solid lines. Baselines and
+# samplers: muted hues, dashed, chosen so that any two methods that can share a figure are at least 19 CIEDE2000
+# units apart (the old seaborn dark/pastel mix: 9); random a dark grey dashed reference. The SMI sampler (label
+# refinement, the method of interest there) a strong red, solid. Phase-1 methods only meet each other
+# (recall_plot). Markers repeat the distinction for readers who do not tell colours apart.
+PALETTE = {"flmi": "#0072B2", "flqmi": "#56B4E9", "gcmi": "#009E73", "logdetmi": "#D55E00", "flcmi": "#CC79A7",
+           "logdetcmi": "#E69F00", "smi": "#E41A1C",
+           "badge": "#8C6D31", "bald": "#7F3C8D", "coreset": "#BCBD22", "entropy": "#6B8E23",
+           "least_confidence": "#843C39", "loss": "#009988", "margin": "#9C9EDE", "random": "#4D4D4D",
+           "cross_entropy": "#9E9E9E", "coteaching": "#0072B2", "coteaching_vog": "#E41A1C"}
+MARKERS = {"flmi": "o", "flqmi": "s", "gcmi": "^", "logdetmi": "D", "flcmi": "v", "logdetcmi": "P", "smi": "*",
+           "badge": "d", "bald": "p", "coreset": "H", "entropy": "<", "least_confidence": "h", "loss": "8",
+           "margin": ">", "random": "X", "cross_entropy": "o", "coteaching": "s", "coteaching_vog": "^"}
+HUE_ORDER = tuple(PALETTE)  # legends, panels and tables list methods in this order; baselines alphabetical
+LABELS = {"rare_class_accuracy": "rare-class test accuracy", "rare_picked_total": "rare images picked (cumulative)",
+          "balanced_accuracy": "balanced test accuracy", "remaining_noise": "share of training labels still wrong",
+          "accuracy": "test accuracy", "auc": "test AUC", "macro_f1": "macro-F1",
+          "recall": "clean samples kept (recall)"}
+SHARES = {"rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc", "remaining_noise", "recall"}
+# Shares whose axis shows all of [0, 1]. The others (counts, the remaining noise, which only falls from the noise
+# rate) are autoscaled to their bands, which are clipped to the metric's range, so the axis cannot leave it by more
+# than matplotlib's 5% margin.
+FULL_RANGE = SHARES - {"remaining_noise"}
+MARGIN = 0.03  # y-axis room around [0, 1], so lines on the bounds stay visible
 
 
-def _order(frame: pd.DataFrame) -> list[str]:
-    present = set(frame["strategy"])
-    return [s for s in FUNCTIONS if s in present] + sorted(present - set(FUNCTIONS))
+def _strategy_style(strategies) -> dict[str, dict]:
+    """Line keyword arguments (colour, marker, line style, width) per strategy; unknown names get black dots."""
+    return {s: {"color": PALETTE.get(s, "#000000"), "marker": MARKERS.get(s, "."),
+                "linestyle": "-" if s in TARGETED else "--", "linewidth": 2.4 if s == "smi" else 1.7,
+                "markersize": 8 if s == "smi" else 5} for s in strategies}
+
+
+def _order(frame: pd.DataFrame, column: str = "strategy") -> list[str]:
+    """The frame's strategies (or methods) in HUE_ORDER, unknown names last in alphabetical order."""
+    present = set(frame[column])
+    return [s for s in HUE_ORDER if s in present] + sorted(present - set(HUE_ORDER))
+
+
+def _merge_identical(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Strategies whose rows equal an earlier one's in every column (e.g. entropy, margin and least confidence on
+    a binary task) are drawn once: the frame without their rows, and the legend label per kept strategy,
+    'entropy = least_confidence = margin'."""
+    keys = [c for c in ("experiment", "seed", "round", "class") if c in frame]
+    values = {s: part.drop(columns="strategy").sort_values(keys).reset_index(drop=True)
+              for s, part in frame.groupby("strategy")}
+    labels: dict[str, str] = {}
+    for strategy in _order(frame):
+        twin = next((kept for kept in labels if values[kept].equals(values[strategy])), None)
+        if twin is None:
+            labels[strategy] = strategy
+        else:
+            labels[twin] += f" = {strategy}"
+    return frame[frame["strategy"].isin(labels)], labels
+
+
+def _seeds_text(counts: pd.Series) -> str:
+    """'N seeds' from seed counts per group, or 'a-b seeds' when they differ."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"{high} seed{'s' * (high != 1)}" if low == high else f"{low}-{high} seeds"
+
+
+def _seeds(frame: pd.DataFrame, by: str = "strategy") -> str:
+    """_seeds_text of the number of seeds per `by` group of a frame with a seed column."""
+    return _seeds_text(frame.groupby(by)["seed"].nunique())
+
+
+def _caption(title: str, frame: pd.DataFrame, by: str = "strategy") -> str:
+    return f"{title}\n" * bool(title) + f"mean and 95% CI over {_seeds(frame, by)}"
+
+
+def _interval_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Per (strategy, round): mean x, and the mean of y with its 95% t interval over seeds (`stats.mean_interval`)
+    clipped to y's range ([0, 1] for shares, [0, inf) for counts); columns strategy, round, x, mean, low, high."""
+    rows = [(s, r, part[x].mean(), *mean_interval(part[y]))
+            for (s, r), part in frame.groupby(["strategy", "round"], sort=True)]
+    out = pd.DataFrame(rows, columns=["strategy", "round", "x", "mean", "low", "high"])
+    out[["low", "high"]] = out[["low", "high"]].clip(lower=0.0, upper=1.0 if y in SHARES else None)
+    return out
+
+
+def _draw(ax, frame: pd.DataFrame, x: str, y: str, labels: dict[str, str], faint=()) -> None:
+    """Mean line per strategy in `labels` with its clipped 95% CI band; strategies in `faint` as thin grey lines
+    without band, below the others. Shares get the y-axis [0, 1] with a small margin."""
+    summary = _interval_frame(frame, x, y)
+    styles = _strategy_style(labels)
+    for strategy in faint:
+        part = summary[summary["strategy"] == strategy]
+        ax.plot(part["x"], part["mean"], color="#BBBBBB", linewidth=0.8, zorder=1)
+    alpha = min(0.15, 0.45 / len(styles))  # where many bands overlap, their stack stays translucent
+    for strategy, style in styles.items():  # in the legend's order
+        part = summary[summary["strategy"] == strategy]
+        ax.fill_between(part["x"], part["low"], part["high"], color=style["color"], linewidth=0, zorder=2,
+                        alpha=alpha / 2 if strategy == "random" else alpha)  # the dark grey would hide the rest
+        ax.plot(part["x"], part["mean"], label=labels[strategy], zorder=3, **style)
+    if y in FULL_RANGE:
+        ax.set_ylim(-MARGIN, 1 + MARGIN)
+
+
+def _best(frame: pd.DataFrame, y: str, strategies) -> str | None:
+    """The strategy among `strategies` with the highest final-round mean of y (first in HUE_ORDER on ties)."""
+    last = frame[frame["strategy"].isin(strategies)]
+    last = last[last["round"] == last.groupby("strategy")["round"].transform("max")]
+    means = last.groupby("strategy")[y].mean().reindex(_order(last)).dropna()
+    return None if means.empty else str(means.idxmax())
 
 
 def round_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Rare-class accuracy and cumulative rare images picked against the round, mean and sd over seeds."""
-    order = _order(frame)
-    palette, dashes = _strategy_style(order)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, y, label in ((axes[0], "rare_class_accuracy", "rare-class test accuracy"),
-                         (axes[1], "rare_picked_total", "rare images picked (cumulative)")):
-        sns.lineplot(frame, x="round", y=y, hue="strategy", style="strategy", hue_order=order, style_order=order,
-                     palette=palette, dashes=dashes, errorbar="sd", marker="o", ax=ax, legend=ax is axes[1])
-        ax.set(ylabel=label, xticks=sorted(frame["round"].unique()))
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", title="strategy")
-    fig.suptitle(title)
-    fig.tight_layout()
+    """Rare-class accuracy (top) and cumulative rare images picked (bottom) against the labeled-set size; left the
+    targeted SMI functions, right the baselines, random in both as the reference; mean and 95% CI over seeds.
+    frame: `rounds_frame` of one experiment."""
+    merged, labels = _merge_identical(frame)
+    order = list(labels)
+    families = [[s for s in order if s in TARGETED or s == "random"],
+                [s for s in order if s not in TARGETED]]
+    families = [f for f in families if set(f) - {"random"}] or [order]
+    fig, axes = plt.subplots(2, len(families), figsize=(5.4 * len(families), 7.6), squeeze=False,
+                             sharex=True, sharey="row", layout="constrained")
+    ticks = merged.groupby("round")["labeled"].mean()
+    for col, family in enumerate(families):
+        for row, y in enumerate(("rare_class_accuracy", "rare_picked_total")):
+            ax = axes[row, col]
+            _draw(ax, merged, "labeled", y, {s: labels[s] for s in family})
+            ax.set(xticks=ticks, ylabel=LABELS[y] if col == 0 else "", xlabel="labeled images" if row else "")
+            ax.grid(alpha=0.3)
+        axes[0, col].set_title("SMI functions" if family[0] in TARGETED else "baselines")
+        axes[1, col].legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small",
+                            frameon=False)
+    fig.suptitle(_caption(title, frame))
     return fig
 
 
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) for n panels, at most 4 columns, as few empty slots as possible."""
+    cols = n if n <= 4 else min((3, 4), key=lambda c: (-n % c, -c))
+    return math.ceil(n / cols), cols
+
+
 def per_class_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Each class's test accuracy against labeled-set size, one panel per class, mean and sd over seeds."""
-    order = _order(frame)
-    palette, dashes = _strategy_style(order)
-    classes = list(dict.fromkeys(frame["class"]))
-    cols = min(4, len(classes))
-    rows = math.ceil(len(classes) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 2, 3.0 * rows), squeeze=False, sharey=True)
+    """Each class's test accuracy against the labeled-set size (label refinement: the expert labels spent), one
+    panel per class, mean and 95% CI over seeds. frame: `per_class_frame` of one experiment.
+
+    With more than four strategies a panel would be a tangle, so each panel colours its best targeted strategy,
+    its best baseline (by that class's final-round mean accuracy) and random, with their bands; the others are
+    thin grey lines. An empty grid slot holds the key."""
+    merged, labels = _merge_identical(frame)
+    x = "relabeled" if "relabeled" in merged and merged["relabeled"].notna().all() else "labeled"
+    classes = list(dict.fromkeys(merged["class"]))
+    ticks = merged.groupby("round")[x].mean()
+    highlight = len(labels) > 4
+    rows, cols = _grid(len(classes))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.6 * rows + 0.6), squeeze=False,
+                             sharey=True, layout="constrained")
     for ax, name in zip(axes.flat, classes):
-        sns.lineplot(frame[frame["class"] == name], x="labeled", y="accuracy", hue="strategy", style="strategy",
-                     hue_order=order, style_order=order, palette=palette, dashes=dashes, errorbar="sd", ax=ax,
-                     legend=ax is axes.flat[0])
-        ax.set(title=name[:40], xlabel="labeled images", ylabel="test accuracy", ylim=(-0.02, 1.02))
-    for ax in axes.flat[len(classes):]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    axes.flat[0].get_legend().remove()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small", title="strategy")
+        part = merged[merged["class"] == name]
+        if highlight:
+            shown = [s for s in (_best(part, "accuracy", [s for s in labels if s in TARGETED]),
+                                 _best(part, "accuracy", [s for s in labels if s not in TARGETED and s != "random"]),
+                                 "random") if s in labels]
+            _draw(ax, part, x, "accuracy", {s: labels[s] for s in shown}, faint=[s for s in labels if s not in shown])
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small", frameon=False)
+        else:
+            _draw(ax, part, x, "accuracy", labels)
+        ax.set_title(name, fontweight="bold" if name.endswith("(rare)") else "normal")
+        ax.set(xlabel="expert labels spent" if x == "relabeled" else "labeled images", ylabel="test accuracy",
+               xticks=ticks)
+        ax.grid(alpha=0.3)
+    spare = list(axes.flat[len(classes):])
+    for ax in spare:
+        ax.axis("off")
+    if highlight:
+        handles = [plt.Line2D([], [], color="#555555", linestyle="-", label="SMI (targeted)"),
+                   plt.Line2D([], [], color="#555555", linestyle="--", label="baseline"),
+                   plt.Line2D([], [], color="#BBBBBB", linewidth=0.8, label="other strategies")]
+        key = "coloured: the class's best targeted strategy,\nbest baseline (final round) and random"
+    else:
+        handles, key = axes.flat[0].get_legend_handles_labels()[0], "strategy"
+    (spare[0] if spare else fig).legend(handles=handles, title=key, loc="center" if spare else "outside lower center",
+                                        fontsize="small", title_fontsize="small", frameon=False,
+                                        ncol=1 if spare else len(handles))
+    fig.suptitle(_caption(title, frame))
     return fig
 
 
@@ -154,29 +291,79 @@ def refinement_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     """Label refinement: balanced accuracy and the training set's remaining noise rate against the number of
-    expert labels spent, mean and sd over seeds."""
-    order = _order(frame)
-    palette = dict(zip(order, sns.color_palette("tab10", len(order))))
-    dashes = {s: "" if s == "smi" else (4, 2) for s in order}  # the targeted sampler solid
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, y, label in ((axes[0], "balanced_accuracy", "balanced test accuracy"),
-                         (axes[1], "remaining_noise", "share of training labels still wrong")):
-        sns.lineplot(frame, x="relabeled", y=y, hue="strategy", style="strategy", hue_order=order, style_order=order,
-                     palette=palette, dashes=dashes, errorbar="sd", marker="o", ax=ax, legend=ax is axes[1])
-        ax.set(xlabel="expert labels spent", ylabel=label)
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", title="sampler")
-    fig.suptitle(title)
-    fig.tight_layout()
+    expert labels spent, mean and 95% CI over seeds. frame: `rounds_frame` of one experiment."""
+    merged, labels = _merge_identical(frame)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    for ax, y in zip(axes, ("balanced_accuracy", "remaining_noise")):
+        _draw(ax, merged, "relabeled", y, labels)
+        ax.set(xlabel="expert labels spent", ylabel=LABELS[y], xticks=merged.groupby("round")["relabeled"].mean())
+        ax.grid(alpha=0.3)
+    fig.legend(handles=axes[0].get_legend_handles_labels()[0], title="sampler", loc="outside right upper",
+               fontsize="small", frameon=False)
+    fig.suptitle(_caption(title, frame))
     return fig
 
 
 def recall_plot(recall: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Phase 1: per class, the share of truly clean samples each method kept (mean and sd over seeds)."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * recall["class"].nunique() + 2), 3.8))
-    sns.barplot(recall, x="class", y="recall", hue="method", errorbar="sd", ax=ax)
-    ax.set(ylabel="clean samples kept (recall)", ylim=(0, 1.05), title=title)
-    ax.tick_params(axis="x", labelrotation=20)
-    fig.tight_layout()
+    """Phase 1: per class, the share of truly clean samples each method kept; bars the mean, whiskers the 95% CI
+    over seeds clipped to [0, 1]. recall: `noisy_experiments.recall_frame` (method, seed, class, recall)."""
+    classes = list(dict.fromkeys(recall["class"]))
+    methods = _order(recall, "method")
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(classes) + 2), 4.2), layout="constrained")
+    for k, method in enumerate(methods):
+        part = recall[recall["method"] == method].groupby("class")["recall"]
+        mean, low, high = np.array([mean_interval(part.get_group(c)) if c in part.groups else (np.nan,) * 3
+                                    for c in classes]).T
+        low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+        x = np.arange(len(classes)) + (k - (len(methods) - 1) / 2) * width
+        ax.bar(x, mean, width, color=PALETTE.get(method, "#000000"), label=method)
+        ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", elinewidth=1, capsize=2)
+    ax.set(xticks=np.arange(len(classes)), xticklabels=[_class_label(c) for c in classes], xlabel="class",
+           ylabel=LABELS["recall"], ylim=(0, 1 + MARGIN), title=_caption(title, recall, by="method"))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="phase-1 method", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(methods),
+              frameon=False)
+    return fig
+
+
+def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title: str = "") -> plt.Figure:
+    """Dot and whisker per (strategy, reference) of one metric: the mean paired final-round difference to random
+    (circle) and to the experiment's best baseline (square) with its 95% CI; filled where the interval excludes
+    0. One panel per experiment, one row per strategy. paired: `stats.paired_table` (columns `stats.COLUMNS`)."""
+    part = paired[paired["metric"] == metric]
+    if part.empty:
+        raise ValueError(f"the paired table has no rows for metric {metric!r}; it has {sorted(set(paired['metric']))}")
+    experiments = list(dict.fromkeys(part["experiment"]))
+    sizes = [part.loc[part["experiment"] == e, "strategy"].nunique() for e in experiments]
+    fig, axes = plt.subplots(len(experiments), 1, figsize=(7.5, 0.3 * sum(sizes) + 1.1 * len(experiments) + 1),
+                             height_ratios=sizes, squeeze=False, layout="constrained")
+    for ax, experiment in zip(axes[:, 0], experiments):
+        mine = part[part["experiment"] == experiment]
+        order = _order(mine)
+        for reference, marker, shift in (("random", "o", -0.18), ("best baseline", "s", 0.18)):
+            rows = mine[mine["reference"].str.startswith(reference)]
+            y = rows["strategy"].map(order.index) + shift
+            colours = rows["strategy"].map(lambda s: PALETTE.get(s, "#000000"))
+            whisker = rows["ci_low"].notna()
+            ax.hlines(y[whisker], rows.loc[whisker, "ci_low"], rows.loc[whisker, "ci_high"], colors=colours[whisker],
+                      linewidth=1.6)
+            ax.scatter(rows["mean_difference"], y, s=36, marker=marker, edgecolors=colours, linewidths=1.4,
+                       facecolors=np.where(significant(rows), colours, "white"), zorder=3)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set(yticks=range(len(order)), yticklabels=order, ylim=(len(order) - 0.5, -0.5))
+        ax.grid(axis="x", alpha=0.3)
+        best = mine.loc[mine["reference"].str.startswith("best baseline"), "reference"]
+        ax.set_title(f"{experiment}: {_seeds_text(mine['seeds'])}" + (f", {best.iloc[0]}" if len(best) else ""),
+                     fontsize="medium", loc="left")
+    axes[-1, 0].set_xlabel(f"{LABELS.get(metric, metric)}, final round: strategy − reference")
+    key = [plt.Line2D([], [], color="black", marker="o", linestyle="", markerfacecolor="white", label="vs random"),
+           plt.Line2D([], [], color="black", marker="s", linestyle="", markerfacecolor="white",
+                      label="vs best baseline"),
+           plt.Line2D([], [], color="black", marker="o", linestyle="", label="filled: 95% CI excludes 0")]
+    fig.legend(handles=key, loc="outside lower center", ncol=3, fontsize="small", frameon=False)
+    fig.suptitle(f"{title}\n" * bool(title) + "paired difference of the final round, mean and 95% CI over "
+                 + _seeds_text(part["seeds"]))
     return fig
 
 
@@ -434,6 +621,6 @@ def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.svg"]
     with plt.rc_context({"svg.hashsalt": name}):
-        fig.savefig(paths[0], dpi=110, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(paths[0], dpi=200, bbox_inches="tight", metadata={"Software": None})
         fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return paths

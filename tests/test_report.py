@@ -1,9 +1,14 @@
+import itertools
 import json
 
 import matplotlib
 import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from matplotlib.colors import to_hex
 
-from clinical_utils import report
+from clinical_utils import report, stats
 
 matplotlib.use("Agg")
 
@@ -46,10 +51,167 @@ def test_load_records_reads_only_the_record_layout(tmp_path):
     assert len(records) == 1 and records[0]["parameters"]["strategy"] == "flqmi"
 
 
-def test_figures_are_saved_identically_twice(tmp_path):
-    frame = report.rounds_frame([_record(s, k, [0, 1, 2], [0.1, 0.4, 0.6]) for s in ("gcmi", "margin")
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _drawn(fig):
+    fig.canvas.draw()
+    return fig
+
+
+def _legends_clear_of_data(fig):
+    """No legend's box overlaps the data area of a visible axes."""
+    _drawn(fig)
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    plots = [ax for ax in fig.axes if ax.axison]
+    return all(not leg.get_window_extent().overlaps(ax.get_window_extent()) for leg in legends for ax in plots)
+
+
+def test_every_method_has_one_distinct_style():
+    from matplotlib.colors import to_rgb
+    from skimage.color import deltaE_ciede2000, rgb2lab  # scikit-image comes with medmnist
+
+    from clinical_utils.loop import STRATEGIES
+    from clinical_utils.noisy_experiments import METHODS
+    from clinical_utils.refine import SAMPLERS
+
+    for family in (STRATEGIES, SAMPLERS, METHODS):
+        assert set(family) <= set(report.PALETTE) == set(report.MARKERS) == set(report.HUE_ORDER)
+        assert len({report.MARKERS[m] for m in family}) == len(family)
+        # no two alike to the eye: CIEDE2000 colour difference (the old palette's closest pair: 9)
+        lab = {m: rgb2lab(np.array([[to_rgb(report.PALETTE[m])]])) for m in family}
+        assert min(deltaE_ciede2000(lab[a], lab[b]).item() for a, b in itertools.combinations(family, 2)) > 18
+    grey = to_rgb(report.PALETTE["random"])
+    assert grey[0] == grey[1] == grey[2] < 0.5  # a dark neutral reference
+    assert len(set(to_rgb(report.PALETTE["smi"]))) == 3  # the method of interest is a colour, not a grey
+    styles = report._strategy_style(["flmi", "random", "smi", "entropy"])
+    assert [styles[s]["linestyle"] for s in styles] == ["-", "--", "-", "--"]
+
+
+def test_bands_are_clipped_to_the_metric_range():
+    # rare-class accuracy hugging 1 and picks hugging 0: the t interval leaves [0, 1] and [0, inf)
+    accuracies = {0: [0.2, 1.0, 1.0], 1: [0.2, 0.9, 1.0], 2: [0.2, 1.0, 0.96]}
+    picks = {0: [0, 0, 1], 1: [0, 0, 0], 2: [0, 1, 0]}
+    records = [_record(s, k, picks[k][:2] + [picks[k][2] + i], accuracies[k])  # picks differ: not merged
+               for i, s in enumerate(("gcmi", "badge", "random")) for k in range(3)]
+    frame = report.rounds_frame(records)
+    assert stats.mean_interval([1.0, 1.0, 0.96])[2] > 1 and stats.mean_interval([1, 0, 0])[1] < 0
+    fig = _drawn(report.round_curves(frame, "t"))
+    axes = np.array(fig.axes).reshape(2, 2)
+    for row, high in ((0, 1.0), (1, np.inf)):
+        for ax in axes[row]:
+            bands = [p.vertices[:, 1] for c in ax.collections for p in c.get_paths()]
+            assert bands and all(((b >= 0) & (b <= high)).all() for b in bands)
+    assert axes[0, 0].get_ylim() == (-report.MARGIN, 1 + report.MARGIN)
+    assert "mean and 95% CI over 3 seeds" in fig.get_suptitle()
+    assert _legends_clear_of_data(fig)
+
+
+def test_identical_strategies_are_drawn_once_and_named_together():
+    same = [_record(s, k, [0, 2, 3], [0.1, 0.5, 0.6 + k / 10]) for s in ("margin", "entropy", "least_confidence")
+            for k in (0, 1)]
+    bald = [_record("bald", k, [0, 2, 3], [0.1, 0.5, 0.6 + k / 10 + (k == 1) / 100]) for k in (0, 1)]  # one value
+    others = [_record(s, k, [0, 2, 3], [0.1, 0.5, extra]) for s, extra in (("gcmi", 0.9), ("random", 0.2))
+              for k in (0, 1)]
+    fig = report.round_curves(report.rounds_frame(same + bald + others), "t")
+    labels = ["bald", "entropy = least_confidence = margin", "random"]
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == labels  # the baselines' panel
+    assert [t.get_text() for t in fig.axes[3].get_legend().get_texts()] == labels
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["gcmi", "random"]
+    budget = report.budget_curves(report.rounds_frame([_refinement(s, k) for s in ("smi", "entropy", "margin")
+                                                       for k in (0, 1)]), "t")
+    assert [t.get_text() for t in budget.legends[0].get_texts()] == ["smi", "entropy = margin"]
+
+
+def _refinement(strategy, seed):
+    record = _record(strategy, seed, [0, 1, 2], [0.5, 0.6 + seed / 10, 0.7 + (strategy == "smi") / 10])
+    for r in record["rounds"]:
+        r.update(relabeled=4 * r["round"], corrected=r["round"], remaining_noise=0.4 - r["round"] / 100)
+    return record
+
+
+def test_per_class_panels_are_titled_and_fill_the_grid():
+    names = ["normal", "malignant", "benign", "other", "more"]
+    bonus = {"flmi": 0.01, "gcmi": 0.03, "badge": 0.02, "coreset": 0.04, "bald": 0.0, "random": 0.05}
+    records = []
+    for s, extra in bonus.items():
+        for k in (0, 1):
+            record = _record(s, k, [0, 1, 2], [0.2, 0.4, 0.5 + k / 10 + extra])
+            for r in record["rounds"]:
+                r["per_class_accuracy"] = [0.9, r["rare_class_accuracy"], 0.8, 0.7, 0.6]
+            records.append(record)
+    frame = report.per_class_frame(records, names)
+    fig = _drawn(report.per_class_curves(frame, "t"))
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["normal", "malignant (rare)", "benign", "other", "more"]
+    assert len(fig.axes) == 6 and fig.axes[5].get_legend() is not None  # the spare slot holds the key
+    # six strategies: the panel colours its best SMI function, best baseline and random, the rest are grey
+    assert [t.get_text() for t in panels[1].get_legend().get_texts()] == ["gcmi", "coreset", "random"]
+    assert panels[0].get_xlabel() == "labeled images" and _legends_clear_of_data(fig)
+    refined = report.per_class_frame([_refinement("smi", 0), _refinement("smi", 1)], ["normal", "sick"])
+    assert report.per_class_curves(refined).axes[0].get_xlabel() == "expert labels spent"
+    assert set(report.per_class_frame(records[:1])["class"]) == {"class 0", "class 1 (rare)", "class 2", "class 3",
+                                                                  "class 4"}
+
+
+def test_recall_plot_keeps_the_method_order_and_its_legend_off_the_bars():
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": c, "recall": 0.5 + k / 10}
+                           for m in ("coteaching_vog", "cross_entropy", "coteaching") for k in (0, 1, 2)
+                           for c in ("normal", "pneumonia", "all")])
+    fig = report.recall_plot(recall, "t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cross_entropy", "coteaching", "coteaching_vog"]
+    bars = [c for c in ax.containers if hasattr(c, "patches")]
+    assert [to_hex(b.patches[0].get_facecolor()) for b in bars] == [
+        report.PALETTE[m].lower() for m in ("cross_entropy", "coteaching", "coteaching_vog")]
+    assert _legends_clear_of_data(fig)
+
+
+def _paired():
+    rows = [["a", "flmi", "random", "rare_picked_total", 3.0, 1.0, 5.0, 3],
+            ["a", "flmi", "best baseline (badge)", "rare_picked_total", -1.0, -4.0, 2.0, 3],
+            ["a", "badge", "random", "rare_picked_total", 4.0, 2.0, 6.0, 3],
+            ["a", "random", "best baseline (badge)", "rare_picked_total", -4.0, -6.0, -2.0, 3],
+            ["b", "smi", "random", "rare_picked_total", 0.5, float("nan"), float("nan"), 1],
+            ["a", "flmi", "random", "rare_class_accuracy", 0.1, -0.1, 0.3, 3]]
+    return pd.DataFrame(rows, columns=stats.COLUMNS)
+
+
+def test_paired_figure_draws_one_whisker_per_row():
+    paired = _paired()
+    fig = report.paired_figure(paired, "rare_picked_total", "t")
+    a, b = fig.axes
+    segments = sorted((s[0][0], s[1][0], s[0][1]) for c in a.collections if hasattr(c, "get_segments")
+                      for s in c.get_segments())
+    order = ["flmi", "badge", "random"]
+    part = paired[(paired.experiment == "a") & (paired.metric == "rare_picked_total")]
+    expected = sorted((lo, hi, order.index(s) + (0.18 if ref.startswith("best") else -0.18))
+                      for s, ref, lo, hi in zip(part.strategy, part.reference, part.ci_low, part.ci_high))
+    assert np.allclose(segments, expected)
+    assert not [c for c in b.collections if hasattr(c, "get_segments") and len(c.get_segments())]  # no interval
+    assert [t.get_text() for t in a.get_yticklabels()] == order
+    filled = [tuple(f) for c in a.collections if not hasattr(c, "get_segments") for f in c.get_facecolors()]
+    assert sum(f != (1.0, 1.0, 1.0, 1.0) for f in filled) == 3  # three intervals exclude 0
+    assert [line.get_xdata()[0] for line in a.get_lines()] == [0]  # the zero line
+    with pytest.raises(ValueError, match="no rows for metric 'auc'"):
+        report.paired_figure(paired, "auc")
+
+
+def test_every_figure_is_saved_identically_twice(tmp_path):
+    frame = report.rounds_frame([_record(s, k, [0, 1, 2], [0.1, 0.4, 0.6 + k / 10]) for s in ("gcmi", "margin")
                                  for k in (0, 1)])
-    first = report.save_figure(report.round_curves(frame, "t"), tmp_path / "a", "curves")
-    second = report.save_figure(report.round_curves(frame, "t"), tmp_path / "b", "curves")
-    assert [p.suffix for p in first] == [".png", ".svg"]
-    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    refined = [_refinement(s, k) for s in ("smi", "random") for k in (0, 1)]
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": "all", "recall": 0.5 + k / 10}
+                           for m in ("coteaching", "coteaching_vog") for k in (0, 1)])
+    figures = {"curves": lambda: report.round_curves(frame, "t"),
+               "per_class": lambda: report.per_class_curves(report.per_class_frame(refined, ["a", "b"]), "t"),
+               "budget": lambda: report.budget_curves(report.rounds_frame(refined), "t"),
+               "recall": lambda: report.recall_plot(recall, "t"),
+               "paired": lambda: report.paired_figure(_paired(), title="t")}
+    for name, draw in figures.items():
+        first = report.save_figure(draw(), tmp_path / "a", name)
+        second = report.save_figure(draw(), tmp_path / "b", name)
+        assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second], name
