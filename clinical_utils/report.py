@@ -75,7 +75,7 @@ def per_class_frame(records: list[dict], class_names=None) -> pd.DataFrame:
 
 # One style per method, the same in every figure. SMI functions: the Okabe-Ito hues, solid lines. Baselines and
 # samplers: muted hues, dashed, chosen so that any two methods that can share a figure are at least 19 CIEDE2000
-# units apart (the old seaborn dark/pastel mix: 9); random a dark grey dashed reference. The SMI sampler (label
+# units apart; random a dark grey dashed reference. The SMI sampler (label
 # refinement, the method of interest there) a strong red, solid. Phase-1 methods only meet each other
 # (recall_plot). Markers repeat the distinction for readers who do not tell colours apart.
 PALETTE = {"flmi": "#0072B2", "flqmi": "#56B4E9", "gcmi": "#009E73", "logdetmi": "#D55E00", "flcmi": "#CC79A7",

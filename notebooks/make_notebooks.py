@@ -163,7 +163,7 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
                           "runs are read back from their records."),
         _ignored_output("phase1, phase2 = run_noisy_experiment(data, config)"),
         new_markdown_cell("## Phase 1: which clean samples each method kept\nRecall: the share of truly clean "
-                          "samples of each class that were kept as clean (mean and sd over seeds). The paper's claim "
+                          "samples of each class that were kept as clean (mean and 95% CI over seeds). The paper's claim "
                           "is about the minority classes' recall."),
         new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.title())\n"
                       "plt.show()\nrecall.groupby(['class', 'method'], sort=False)[['recall', 'precision']].mean()"
@@ -210,8 +210,8 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
         new_code_cell("report.class_examples(data, np.concatenate([scenario.labeled, scenario.pool]))\nplt.show()"),
         new_markdown_cell("## The runs\nOne run per seed and strategy; each writes its record after every round."),
         _ignored_output("records = run_experiment(data, config)"),
-        new_markdown_cell("## Rare-class accuracy and rare images found\nMean and standard deviation over seeds; "
-                          "SMI functions solid, baselines dashed."),
+        new_markdown_cell("## Rare-class accuracy and rare images found\nMean and 95% confidence interval over "
+                          "seeds; SMI functions on the left, baselines on the right, random in both."),
         new_code_cell("frame = report.rounds_frame(records)\n"
                       "report.round_curves(frame, title=config.title())\nplt.show()"),
         new_code_cell("report.per_class_curves(report.per_class_frame(records, data.class_names), "
