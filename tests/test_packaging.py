@@ -46,3 +46,12 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / "README.md").read_text()
     targets = re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), re.M)
     assert {"help", "setup", "reproduce", "test", "lab"} <= set(targets)
+
+
+def test_citation_file_cites_this_companion_and_the_works_it_reproduces():
+    """GitHub's "Cite this repository" reads CITATION.cff (validated with cffconvert when it was written)."""
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software" and cff["license"] == "MIT"
+    dois = {ref.get("doi") for ref in cff["references"]}
+    assert {"10.1007/978-3-031-16760-7_12", "10.1007/978-3-031-72120-5_4", "10.1038/s41597-022-01721-8"} <= dois
+    assert any("submodlib" in ref.get("url", "") for ref in cff["references"])
