@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import MedMNIST
+from .noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame
 from .records import read_json, write_atomic
 from .selection import FUNCTIONS
 from .stats import TARGETED, best_baseline, final_values, mean_interval, paired_recall, paired_table, significant
@@ -531,9 +532,34 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-markdown rendering of a table with a (multi-)index, for the README."""
     frame = table.reset_index()
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
+    names = [" vs ".join(p for p in c if p) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def readme_tables(results_dir: str | Path) -> str:
+    """The README's results tables, as Markdown, from the records under results_dir: per CLINICAL experiment the
+    final round (mean ± sd) and the paired differences, the collapse table, and per label-refinement experiment the
+    final round and phase 1's clean recall. `python -m clinical_utils.report results/quick` prints them."""
+    frame = rounds_frame(load_records(results_dir))
+    parts = []
+    for name, part in frame.groupby("experiment", sort=True):
+        if name in NOISY_EXPERIMENTS:
+            recall = recall_frame(load_phase1_records(results_dir, name))
+            paired = pd.concat([paired_table(part), paired_recall(recall, experiment=name)], ignore_index=True)
+            means = recall.groupby(["class", "method"], sort=False)["recall"].mean().unstack().round(3)
+            parts += [f"#### {name}", markdown_table(refinement_table(part).loc[name]),
+                      "Phase 1, clean recall, mean over seeds:", markdown_table(means),
+                      "Paired differences:", markdown_table(paired_view(paired, ("balanced_accuracy",
+                                                                                 "rare_class_accuracy")))]
+        else:
+            parts += [f"#### {name}", markdown_table(final_table(part).loc[name]),
+                      "Paired differences:", markdown_table(paired_view(paired_table(part)))]
+    targeted = frame[~frame["experiment"].isin(list(NOISY_EXPERIMENTS))]
+    if len(targeted):
+        parts += ["#### Collapse", markdown_table(collapse_table(targeted))]
+    return "\n\n".join(parts) + "\n"
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -624,3 +650,9 @@ def save_figure(fig: plt.Figure, folder: str | Path, name: str) -> list[Path]:
         fig.savefig(paths[0], dpi=200, bbox_inches="tight", metadata={"Software": None})
         fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(readme_tables(sys.argv[1] if len(sys.argv) > 1 else "results/quick"))
