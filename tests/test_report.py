@@ -1,5 +1,6 @@
 import itertools
 import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -215,3 +216,14 @@ def test_every_figure_is_saved_identically_twice(tmp_path):
         first = report.save_figure(draw(), tmp_path / "a", name)
         second = report.save_figure(draw(), tmp_path / "b", name)
         assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second], name
+
+
+def test_readme_tables_come_from_the_records():
+    records = Path(__file__).resolve().parent / "notebooks" / "records"
+    text = report.readme_tables(records)
+    frame = report.rounds_frame(report.load_records(records))
+    for name in ("pneumonia_binary", "retina_longtail", "retina_noisy"):
+        assert f"#### {name}" in text
+    first = report.final_table(frame[frame["experiment"] == "pneumonia_binary"]).loc["pneumonia_binary"].iloc[0]
+    assert f"| {first.name} | {' | '.join(map(str, first))} |" in text
+    assert "Phase 1, clean recall" in text and "#### Collapse" in text
