@@ -60,6 +60,10 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()
 
 
+_UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight back
+os.umask(_UMASK)
+
+
 def write_atomic(path: Path, write) -> None:
     """Create `path` by `write(temporary_path)` and a rename: a unique temporary name in the same folder, so two
     writers never share it and a reader sees the old file or the new one, never a mix."""
@@ -69,6 +73,7 @@ def write_atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; a record is as readable as any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -88,6 +88,13 @@ def test_concurrent_writers_and_a_reader_never_see_half_a_file(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
 
 
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    """The temporary file is owner-only (mkstemp); the record must be as readable as any file the user creates."""
+    records.write_json_atomic(tmp_path / "r.json", {"a": 1})
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777
+
+
 def test_smoke_runs_without_a_results_folder_leave_nothing(data_root, tmp_path, monkeypatch):
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
