@@ -45,7 +45,11 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     figures = sorted(p.name for p in (run / "figures").iterdir())
     assert figures == [f"blood_binary_{kind}.{ext}" for kind in ("per_class", "rare") for ext in ("png", "svg")]
     meta = nbformat.read(executed / "blood_binary.ipynb", as_version=4).metadata.papermill
-    assert meta.parameters == {"profile": "smoke", "results_dir": "../results/runs/smoke", **FIXTURE}
+    # every smoke value that differs from the notebook's cell (quick's) is injected, and the run used them
+    assert meta.parameters == {**reproduce.notebook_parameters("blood_binary", "smoke", {}), **FIXTURE}
+    assert meta.parameters["profile"] == "smoke" and meta.parameters["precision"] == "fp32"
+    record = json.loads((run / "blood_binary" / "random" / "seed0.json").read_text())
+    assert record["parameters"]["rounds"] == 2 and record["parameters"]["train"]["epochs"] == 3
     text = reproduce.report(outcomes, "smoke")
     assert "path_longtail" in text and "skipped" in text and "results/runs/smoke/" in text
     # the batch never overwrites notebooks/ or the reference: only --promote does
