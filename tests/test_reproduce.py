@@ -49,7 +49,7 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     assert meta.parameters == {**reproduce.notebook_parameters("blood_binary", "smoke", {}), **FIXTURE}
     assert meta.parameters["profile"] == "smoke" and meta.parameters["precision"] == "fp32"
     record = json.loads((run / "blood_binary" / "random" / "seed0.json").read_text())
-    assert record["parameters"]["rounds"] == 2 and record["parameters"]["train"]["epochs"] == 3
+    assert record["parameters"]["rounds"] == 2 and record["parameters"]["train"]["target_train_accuracy"] is None
     text = reproduce.report(outcomes, "smoke")
     assert "path_longtail" in text and "skipped" in text and "results/runs/smoke/" in text
     # the batch never overwrites notebooks/ or the reference: only --promote does
