@@ -227,3 +227,21 @@ def test_readme_tables_come_from_the_records():
     first = report.final_table(frame[frame["experiment"] == "pneumonia_binary"]).loc["pneumonia_binary"].iloc[0]
     assert f"| {first.name} | {' | '.join(map(str, first))} |" in text
     assert "Phase 1, clean recall" in text and "#### Collapse" in text
+
+
+def test_every_line_figure_takes_its_colours_from_the_one_palette():
+    """A method has its PALETTE colour in every figure (the recall bars are checked above)."""
+    records = [_record(s, k, [0, 1, i + k], [0.2, 0.5, 0.5 + k / 10 + i / 20])  # no two strategies alike
+               for i, s in enumerate(("flmi", "gcmi", "badge", "random")) for k in (0, 1)]
+    frame = report.rounds_frame(records)
+    refined = report.rounds_frame([_refinement(s, k) for s in ("smi", "loss") for k in (0, 1)])
+    figures = [report.round_curves(frame, "t"), report.per_class_curves(report.per_class_frame(records), "t"),
+               report.budget_curves(refined, "t"), report.paired_figure(stats.paired_table(frame), title="t")]
+    seen = set()
+    for fig in figures:
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if line.get_label() in report.PALETTE:
+                    assert to_hex(line.get_color()) == report.PALETTE[line.get_label()].lower(), line.get_label()
+                    seen.add(line.get_label())
+    assert {"flmi", "gcmi", "badge", "random", "smi", "loss"} <= seen
