@@ -54,7 +54,7 @@ def main() -> None:
                    "epochs_trained": trained}
             out.append(row)
             print(f"{name:17} {rule:28} collapsed {row['collapsed']:2d}/{len(SEEDS)}  rare-class acc mean "
-                  f"{np.mean(rare):.3f}  epochs {np.mean(epochs):.1f}", flush=True)
+                  f"{np.mean(rare):.3f}  epochs {np.mean(trained):.1f}", flush=True)
     path = Path("results/bench/initial_collapse.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")

@@ -85,6 +85,11 @@ def _check_flag(flag: str, size: int) -> None:
         raise DataError(f"size {size} is not offered by MedMNIST; use one of {SIZES}")
 
 
+def set_name(flag: str) -> str:
+    """How medmnist names a flag's set ('PneumoniaMNIST'); the flag itself for a set it does not know."""
+    return medmnist.INFO[flag]["python_class"] if flag in medmnist.INFO else flag
+
+
 def class_names(flag: str) -> tuple[str, ...]:
     """The class names medmnist gives a flag, in label order."""
     labels = medmnist.INFO[flag]["label"]

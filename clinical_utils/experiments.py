@@ -20,10 +20,10 @@ import medmnist
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import MedMNIST, Scenario, binary_imbalance, class_names, load_medmnist, long_tail
+from .data import MedMNIST, Scenario, binary_imbalance, class_names, load_medmnist, long_tail, set_name
 from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
-from .params import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
+from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import results_folder
 from .train import TrainConfig
@@ -89,8 +89,8 @@ DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "device":
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
                       "longtail": ("imbalance_factor", "order", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
-              "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision", "queries",
-              "embedding", "device", "results_dir", "data_root", "verify_data")
+              "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision",
+              "queries", "embedding", "device", "results_dir", "data_root", "verify_data")
 @dataclass(frozen=True)
 class Config:
     """Every value one experiment runs with. results_dir None: a fresh temporary folder (nothing kept)."""
@@ -126,7 +126,7 @@ class Config:
 
     def title(self) -> str:
         """The set, the setting and its imbalance, e.g. 'PneumoniaMNIST, binary imbalance 20:1 (pneumonia rare)'."""
-        name = medmnist.INFO[self.dataset]["python_class"] if self.dataset in medmnist.INFO else self.dataset
+        name = set_name(self.dataset)
         if self.setting == "longtail":
             return f"{name}, long-tail imbalance (head / tail {self.imbalance:g})"
         classes = class_names(self.dataset) if self.dataset in medmnist.INFO else None
@@ -151,13 +151,8 @@ def configure(experiment: str, **params) -> Config:
     """Resolve a notebook's parameters and check every value. A name not given takes the value of `profile`
     (default quick); a given value is taken as it is: None means only what the parameters cell says it means
     (pool_per_class=None: all the pool the split allows; target_train_accuracy=None: a fixed epoch count)."""
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {experiment!r}; the experiments are {sorted(EXPERIMENTS)}")
+    p, changed = over_profile(profile_values(experiment, params.get("profile", "quick")), params, experiment)
     spec = EXPERIMENTS[experiment]
-    check_names(params, PARAMETERS + SETTING_PARAMETERS[spec["setting"]], experiment)
-    profile = params.get("profile", "quick")
-    base = profile_values(experiment, profile)
-    p = {**base, **params}
 
     need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
     rare = p["rare_classes"]
@@ -204,8 +199,8 @@ def configure(experiment: str, **params) -> Config:
                             target_train_accuracy=p["target_train_accuracy"], precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
-    return Config(experiment, profile, {n: base[n] for n in sorted(params) if n != "profile" and params[n] != base[n]},
-                  p["dataset"], spec["setting"], None if rare is None else list(rare),
+    return Config(experiment, p["profile"], changed, p["dataset"], spec["setting"],
+                  None if rare is None else list(rare),
                   imbalance, None if order is None else list(order), labeled, pool, p["exemplars_per_class"],
                   p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train, p["queries"],
                   p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])

@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import medmnist
 import numpy as np
 import pandas as pd
 import torch
 
-from .data import MedMNIST
+from .data import MedMNIST, set_name
 from .experiments import progress_bar, record_path
-from .params import (DEVICES, ConfigError, check_names, check_rare_classes_exist, is_int, names_from, need,
+from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
 from .models import MODELS, build_model
@@ -61,8 +60,8 @@ NOISY_DEFAULTS = {"noise": "symmetric", "vog": "head", "mix_ratio": 0.2, "class_
 NOISY_PARAMETERS = ("profile", "dataset", "train_size", "noise", "noise_rate", "rare_classes", "forget_rate",
                     "vog", "mix_ratio", "class_normalised", "epochs", "batch_size", "lr", "ramp_epochs",
                     "warmup_epochs", "window", "phase2_from", "samplers", "smi_function", "budget", "rounds",
-                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "precision", "device", "results_dir", "data_root",
-                    "verify_data")
+                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "precision", "device", "results_dir",
+                    "data_root", "verify_data")
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,7 @@ class NoisyConfig:
 
     def title(self) -> str:
         """The set and its noise, e.g. 'PneumoniaMNIST, 40% symmetric label noise'."""
-        name = medmnist.INFO[self.dataset]["python_class"] if self.dataset in medmnist.INFO else self.dataset
-        return f"{name}, {self.noise_rate:.0%} {self.noise} label noise"
+        return f"{set_name(self.dataset)}, {self.noise_rate:.0%} {self.noise} label noise"
 
 
 def noisy_profile_values(experiment: str, profile: str = "quick") -> dict:
@@ -116,13 +114,7 @@ def noisy_profile_values(experiment: str, profile: str = "quick") -> dict:
 def configure_noisy(experiment: str, **params) -> NoisyConfig:
     """Resolve a *_noisy notebook's parameters and check every value. A name not given takes the value of
     `profile` (default quick); a given value is taken as it is, None meaning only what its comment says."""
-    if experiment not in NOISY_EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {experiment!r}; the label-noise experiments are "
-                          f"{sorted(NOISY_EXPERIMENTS)}")
-    check_names(params, NOISY_PARAMETERS, experiment)
-    profile = params.get("profile", "quick")
-    base = noisy_profile_values(experiment, profile)
-    p = {**base, **params}
+    p, changed = over_profile(noisy_profile_values(experiment, params.get("profile", "quick")), params, experiment)
     need(isinstance(p["dataset"], str), "dataset", p["dataset"], "a MedMNIST flag such as 'pneumoniamnist'")
     need(p["train_size"] is None or (is_int(p["train_size"]) and p["train_size"] >= 10), "train_size",
           p["train_size"], "a whole number >= 10, or None for the whole train split")
@@ -161,8 +153,8 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
                                weight_decay=1e-4, precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"phase-1 parameters: {err}") from None
-    return NoisyConfig(experiment, profile, {n: base[n] for n in sorted(params) if n != "profile"
-                                             and params[n] != base[n]}, p["dataset"], p["train_size"], p["noise"], float(p["noise_rate"]),
+    return NoisyConfig(experiment, p["profile"], changed, p["dataset"], p["train_size"], p["noise"],
+                       float(p["noise_rate"]),
                        None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], samplers,
                        p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], seeds,
                        p["model"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])

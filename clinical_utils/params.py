@@ -38,6 +38,15 @@ def settings_table(values: dict) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("setting")
 
 
+def over_profile(base: dict, given: dict, where: str) -> tuple[dict, dict]:
+    """The values to check: `base` (a profile's values for every parameter) with `given` on top, after the
+    names in `given` are checked against base's; and the given values that differ from the profile's, as
+    name -> the profile's value."""
+    check_names(given, list(base), where)
+    changed = {n: base[n] for n in sorted(given) if n != "profile" and given[n] != base[n]}
+    return {**base, **given}, changed
+
+
 def need(ok: bool, name: str, value, wanted: str) -> None:
     """The one parameter check: a ConfigError naming the parameter, its value and what it must be."""
     if not ok:

@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run the notebooks from scratch: their executed copies and run records are replaced")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="CPU threads per kernel (default 1: records then repeat bit for bit on any machine with "
-                             "the same torch build; the small CNN runs as fast on 1 thread as on 2)")
+                             "the same torch build and the same precision, see train.precision in a record; the "
+                             "small CNN runs as fast on 1 thread as on 2)")
     parser.add_argument("--promote", action="store_true",
                         help="copy the finished run of --profile over its committed reference, run nothing")
     args = parser.parse_args(argv)

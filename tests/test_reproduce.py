@@ -43,7 +43,8 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
     assert sorted(p.name for p in executed.iterdir()) == ["blood_binary.ipynb", "summary.ipynb"]
     assert sorted(p.name for p in (run / "blood_binary").iterdir()) == ["flqmi", "random"]
     figures = sorted(p.name for p in (run / "figures").iterdir())
-    assert figures == [f"blood_binary_{kind}.{ext}" for kind in ("paired", "per_class", "rare") for ext in ("png", "svg")]
+    assert figures == [f"blood_binary_{kind}.{ext}" for kind in ("paired", "per_class", "rare")
+                       for ext in ("png", "svg")]
     meta = nbformat.read(executed / "blood_binary.ipynb", as_version=4).metadata.papermill
     # every smoke value that differs from the notebook's cell (quick's) is injected, and the run used them
     assert meta.parameters == {**reproduce.notebook_parameters("blood_binary", "smoke", {}), **FIXTURE}
