@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" > /dev/null
 	touch $@
 
-reproduce: setup  ## run the main job: every notebook (quick profile) with papermill, then the summary figures
-	$(PY) -m clinical_utils.reproduce
+# One Dask worker process per core, each kernel on one thread: the reference's thread count, so records compare.
+WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count())')
+
+reproduce: setup  ## run the main job: every notebook (quick profile) as per-seed shards on WORKERS Dask workers, then the summary figures and the comparison with the reference
+	$(PY) -m clinical_utils.reproduce --workers $(WORKERS)
 
 test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (after an intended output change)
 	$(PY) tests/render_notebooks.py

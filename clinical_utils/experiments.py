@@ -225,6 +225,11 @@ def record_path(results_dir: str | Path, experiment: str, strategy: str, seed: i
     return Path(results_dir) / experiment / strategy / f"seed{seed}.json"
 
 
+def seed_records(results_dir: str | Path, config: Config, seed: int) -> list[Path]:
+    """The records one seed of the experiment writes: one per strategy."""
+    return [record_path(results_dir, config.experiment, strategy, seed) for strategy in config.strategies]
+
+
 def progress_bar(items, desc: str, show: bool | None):
     """tqdm.auto over `items` (one widget line in Jupyter, one line on a terminal). show=None: shown unless
     $TQDM_DISABLE is set, as the batch sets it, so that saved notebooks carry no progress output."""

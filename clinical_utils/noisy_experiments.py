@@ -196,6 +196,12 @@ def _phase1_paths(results_dir: Path, experiment: str, method: str, seed: int) ->
     return path, path.with_suffix(".pt")
 
 
+def seed_records(results_dir: str | Path, config: NoisyConfig, seed: int) -> list[Path]:
+    """The records one seed of the experiment writes: one per phase-1 method (weights beside it), one per sampler."""
+    return [*(_phase1_paths(Path(results_dir), config.experiment, method, seed)[0] for method in METHODS),
+            *(record_path(results_dir, config.experiment, sampler, seed) for sampler in config.samplers)]
+
+
 def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: str, seed: int,
                results_dir: Path) -> tuple[torch.nn.Module, dict]:
     """One LNL method on one seed: network 1 and its record (kept positions, clean recall, test metrics).

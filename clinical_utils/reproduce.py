@@ -1,7 +1,7 @@
 """The batch: run every experiment notebook with papermill, then the summary, then say what happened.
 
     python -m clinical_utils.reproduce [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
-                                       [--threads N]
+                                       [--threads N] [--workers N | --scheduler ADDRESS]
     python -m clinical_utils.reproduce --profile quick --promote    # make the last run the reference
 
 Run from the repository root. Two places hold records: results/<profile>/ is the committed *reference*, and a
@@ -10,7 +10,8 @@ batch always computes afresh into results/runs/<profile>/ (not committed): recor
 it finished, so a stopped batch leaves no half-written notebook; a failed one is kept as <name>.failed.ipynb. A
 notebook whose executed copy finished with the same parameters and the same cells is skipped; inside a
 notebook, finished run records are read back, so an interrupted batch resumes at the run (and round) it stopped
-in. `--promote` copies a finished run over the reference (records, executed notebooks, tables; figures into
+in. With --workers or --scheduler the notebooks run as a grid of per-seed shards on Dask (see `grid`): same
+records, shared out. `--promote` copies a finished run over the reference (records, executed notebooks, tables; figures into
 figures/ for quick and figures/<profile>/ otherwise; for quick also the executed notebooks over notebooks/), for
 a maintainer to commit. A notebook that fails does not stop the batch; the exit status is 1 if any failed, if a
 notebook named with --only was skipped, or if nothing ran.
@@ -24,45 +25,30 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 import nbformat
 import papermill
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
+import torch
 
+from . import experiments, noisy_experiments
 from .data import DataError, ensure_file
+from .grid import Outcome, Shard, done_before, error_line, run_grid, run_notebook, start_client, thread_shares
 from .records import read_json, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
 from .params import ConfigError, check_names
 from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
+from .train import resolve_device
 
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
 SUMMARY = "summary"
 
 
-class QuietKernelManager(AsyncKernelManager):
-    """Kernels over IPC (local sockets): ipykernel warns on the terminal about every TCP kernel it starts."""
-
-    @default("transport")
-    def _default_transport(self):
-        return "ipc"
-
-
 def runs_dir(profile: str) -> str:
     """Where a batch computes, relative to the repository root."""
     return f"results/runs/{profile}"
-
-
-@dataclass
-class Outcome:
-    name: str
-    status: str  # ran | done before | skipped | FAILED
-    detail: str = ""
-    seconds: float = 0.0
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -98,55 +84,24 @@ def check_overrides(names: list[str], overrides: dict, notebooks: Path) -> None:
         check_names(overrides, list(taken), f"notebook {name}")
 
 
-def _code_cells(nb) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get(
-        "tags", [])]
-
-
-def _done_before(source: Path, executed: Path, params: dict) -> bool:
-    """The executed copy finished, with these parameters, from the notebook's current cells."""
-    if not executed.exists():
-        return False
-    done = nbformat.read(executed, as_version=4)
-    meta = done.metadata.get("papermill", {})
-    return (bool(meta.get("end_time")) and not meta.get("exception") and meta.get("parameters", {}) == params
-            and _code_cells(done) == _code_cells(nbformat.read(source, as_version=4)))
-
-
-def _execute(source: Path, executed: Path, params: dict, notebooks: Path) -> None:
-    """papermill into a temporary name beside `executed`, renamed on success; on failure kept as .failed.ipynb."""
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=executed.parent, prefix=f".{executed.stem}.", suffix=".partial.ipynb")
-    os.close(fd)
-    partial = Path(partial)  # a unique name: two writers never share it
-    failed = executed.with_name(executed.stem + ".failed.ipynb")
-    try:
-        papermill.execute_notebook(source, partial, parameters=params, kernel_name="python3", cwd=str(notebooks),
-                                   progress_bar=sys.stderr.isatty(), log_output=False,
-                                   kernel_manager_class=QuietKernelManager)
-    except BaseException:
-        if partial.exists():
-            os.replace(partial, failed)
-        raise
-    failed.unlink(missing_ok=True)
-    os.replace(partial, executed)
-
-
-def _error_line(err: BaseException) -> str:
-    if isinstance(err, papermill.PapermillExecutionError):
-        return f"{err.ename}: {str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ''}"
-    return f"{type(err).__name__}: {err}"
-
-
-def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root: Path) -> list[Outcome]:
+def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root: Path, workers: int | None = None,
+              scheduler: str | None = None, threads: int | None = None) -> list[Outcome]:
     """Run the notebooks `names`, then the summary, into results/runs/<profile>; one batch per folder at a time
-    (a second one stops at once, naming the folder and the process that holds it)."""
+    (a second one stops at once, naming the folder and the process that holds it). With `workers` (a new
+    LocalCluster) or `scheduler` (a running Dask cluster) the notebooks run as a grid of per-seed shards
+    (`grid`); threads: each kernel's CPU threads in the grid (default: its share of its host's cores)."""
     notebooks = root / "notebooks"
     run = root / runs_dir(profile)
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
     check_overrides(names, overrides, notebooks)
     configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
         name, **notebook_parameters(name, profile, overrides)) for name in names}
+    grid = workers is not None or scheduler is not None
+    if grid:
+        no_folder = [name for name, config in configs.items() if config.results_dir is None]
+        if no_folder:
+            raise ConfigError(f"{no_folder} keep no records (results_dir=None), and a grid's shards meet only in "
+                              "their records: give a results_dir or run without --workers/--scheduler")
     run.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(run / ".batch.lock")
     try:
@@ -157,47 +112,101 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
                           "another profile") from None
     try:
         write_atomic(run / ".batch.pid", lambda tmp: tmp.write_text(f"{os.getpid()}\n"))
-        return _run_locked(names, profile, overrides, force, notebooks, run / "executed", configs)
+        for stale in (run / "executed").glob("**/.*.partial.ipynb"):  # of a killed batch: no writer holds them now
+            stale.unlink()
+        ready, outcomes = _prepare(names, profile, overrides, force, notebooks, run / "executed", configs)
+        if grid:
+            outcomes += _run_grid(ready, profile, overrides, notebooks, run, configs, workers, scheduler, threads)
+        else:
+            for name in ready:
+                outcomes.append(_run_one(name, notebook_parameters(name, profile, overrides), notebooks, run))
+        return outcomes + [_summary(profile, overrides, notebooks, run)]
     finally:
         lock.release()
 
 
-def _run_locked(names, profile, overrides, force, notebooks, executed_dir, configs) -> list[Outcome]:
-    outcomes = []
-    for i, name in enumerate(names + [SUMMARY], 1):
-        params = notebook_parameters(name, profile, overrides)
-        source, executed = notebooks / f"{name}.ipynb", executed_dir / f"{name}.ipynb"
-        print(f"[{i}/{len(names) + 1}] {name}", flush=True)
-        if name == SUMMARY:
-            results = (notebooks / params["results_dir"]).resolve()
-            if not any(results.glob("*/*/seed*.json")):
-                outcomes.append(Outcome(name, "skipped", f"no run records under {results}"))
-                continue
-        else:
-            config = configs[name]
-            try:
-                data_root = None if config.data_root is None else notebooks / config.data_root
-                ensure_file(config.dataset, root=data_root)
-            except DataError as err:
-                outcomes.append(Outcome(name, "skipped", str(err)))
-                print(f"    skipped: {err}", flush=True)
-                continue
-            if not force and _done_before(source, executed, params):
-                outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
-                continue
-            if force and config.results_dir is not None:  # computed afresh: its old records would be read back
-                shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
-        start = time.perf_counter()
+def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs) -> tuple[list[str], list[Outcome]]:
+    """The notebooks to run, and the outcomes of those that need not (no data: skipped; finished: done before)."""
+    ready, outcomes = [], []
+    for name in names:
+        config, params = configs[name], notebook_parameters(name, profile, overrides)
         try:
-            _execute(source, executed, params, notebooks)
-        except Exception as err:  # one notebook failing must not stop the batch
-            outcomes.append(Outcome(name, "FAILED", f"{_error_line(err)}; see {executed.with_suffix('')}"
-                                    f".failed.ipynb", time.perf_counter() - start))
-            print(f"    FAILED: {outcomes[-1].detail}", flush=True)
+            ensure_file(config.dataset, root=None if config.data_root is None else notebooks / config.data_root)
+        except DataError as err:
+            outcomes.append(Outcome(name, "skipped", str(err)))
+            print(f"{name} skipped: {err}", flush=True)
             continue
-        outcomes.append(Outcome(name, "ran", str(executed), time.perf_counter() - start))
-        print(f"    ran in {outcomes[-1].seconds:.0f} s", flush=True)
-    return outcomes
+        executed = executed_dir / f"{name}.ipynb"
+        if not force and done_before(notebooks / f"{name}.ipynb", executed, params):
+            outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
+            continue
+        if force and config.results_dir is not None:  # computed afresh: its old records would be read back
+            shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
+        ready.append(name)
+    return ready, outcomes
+
+
+def _run_one(name: str, params: dict, notebooks: Path, run: Path) -> Outcome:
+    """Execute one full notebook into run/executed/; a failure is an outcome, not an exception."""
+    executed = run / "executed" / f"{name}.ipynb"
+    print(f"{name} ...", flush=True)
+    start = time.perf_counter()
+    try:
+        run_notebook(notebooks / f"{name}.ipynb", executed, params, notebooks)
+    except Exception as err:  # one notebook failing must not stop the batch
+        outcome = Outcome(name, "FAILED", f"{error_line(err)}; see {executed.with_suffix('')}.failed.ipynb",
+                          time.perf_counter() - start)
+        print(f"    FAILED: {outcome.detail}", flush=True)
+        return outcome
+    print(f"    ran in {time.perf_counter() - start:.0f} s", flush=True)
+    return Outcome(name, "ran", str(executed), time.perf_counter() - start)
+
+
+def _summary(profile: str, overrides: dict, notebooks: Path, run: Path) -> Outcome:
+    results = (notebooks / notebook_parameters(SUMMARY, profile, overrides)["results_dir"]).resolve()
+    if not any(results.glob("*/*/seed*.json")):
+        return Outcome(SUMMARY, "skipped", f"no run records under {results}")
+    return _run_one(SUMMARY, notebook_parameters(SUMMARY, profile, overrides), notebooks, run)
+
+
+def seed_records(name: str, config, seed: int, notebooks: Path) -> list[Path]:
+    """The records one seed of notebook `name` leaves finished."""
+    module = noisy_experiments if name in NOISY_EXPERIMENTS else experiments
+    return module.seed_records(notebooks / config.results_dir, config, seed)
+
+
+def _run_grid(names, profile, overrides, notebooks, run, configs, workers, scheduler, threads) -> list[Outcome]:
+    """The notebooks as per-seed shards on Dask; each notebook collected (run in full, reading its records back)
+    once its shards are done. The shards' hosts, workers and times go to run/grid.json."""
+    if not names:
+        return []
+    wants_gpu = lambda device: device.startswith("cuda") or (device == "auto" and resolve_device().type == "cuda")
+    gpu = any(wants_gpu(configs[name].device) for name in names)
+    shards = [Shard(name, seed, {**notebook_parameters(name, profile, overrides), "seeds": [seed]},
+                    seed_records(name, configs[name], seed, notebooks))
+              for name in names for seed in configs[name].seeds]
+    client = start_client(workers, scheduler, gpus=torch.cuda.device_count() if gpu else 0)
+    outcomes, start = {}, time.perf_counter()
+    try:
+        print(f"grid: {len(shards)} shards of {len(names)} notebooks on {len(client.scheduler_info()['workers'])} "
+              f"Dask workers{' (one GPU each)' if gpu else ''}", flush=True)
+        collect = lambda name: outcomes.setdefault(name, _run_one(
+            name, notebook_parameters(name, profile, overrides), notebooks, run))
+        failed, rows = run_grid(client, shards, {n: notebooks / f"{n}.ipynb" for n in names},
+                                run / "executed" / "shards", notebooks,
+                                threads if threads is not None else thread_shares(client), gpu, collect)
+    finally:
+        client.close()
+        if scheduler is None and client.cluster is not None:
+            client.cluster.close()
+    for name, line in failed.items():
+        outcomes[name] = Outcome(name, "FAILED", f"shard {line}; see {run}/executed/shards/")
+    write_json_atomic(run / "grid.json", {"seconds": round(time.perf_counter() - start, 1), "shards": rows})
+    for row in rows:
+        where = f" on {row['worker']} ({row['threads']} threads)" if row["status"] == "ran" else ""
+        took = f" in {row['seconds']:.0f} s" if "seconds" in row else ""
+        print(f"  {row['shard']}: {row['status']}{where}{took}{': ' + row['detail'] if 'detail' in row else ''}")
+    return [outcomes[name] for name in names if name in outcomes]
 
 
 def report(outcomes: list[Outcome], profile: str) -> str:
@@ -217,7 +226,8 @@ TIMINGS = ("train_seconds", "select_seconds", "seconds")  # differ on every run:
 RUN_FACTS = ("versions", "git_commit", "device", "threads")  # how, not what: reported, not compared
 
 
-def _comparable(record: dict):
+def comparable(record: dict):
+    """A record less what differs on every run (timings) or says how rather than what (versions, commit, threads)."""
     strip = lambda d: {k: v for k, v in d.items() if k not in TIMINGS} if isinstance(d, dict) else d
     return {k: [strip(r) for r in v] if k == "rounds" else strip(v) for k, v in record.items()
             if k not in RUN_FACTS and k not in TIMINGS and k != "history"}
@@ -253,7 +263,7 @@ def compare_with_reference(root: Path, profile: str) -> dict:
                                          else None)
         if theirs is None:
             entry["not in reference"].append(str(relative))
-        elif _comparable(ours) == _comparable(theirs):
+        elif comparable(ours) == comparable(theirs):
             entry["identical"] += 1
         else:
             entry["different"].append(str(relative))
@@ -310,7 +320,7 @@ def promote(root: Path, profile: str) -> list[Path]:
             if path.stem in NOTEBOOKS:
                 shutil.copyfile(path, root / "notebooks" / path.name)
         summary = root / "notebooks" / f"{SUMMARY}.ipynb"  # re-run on its defaults: the new reference
-        _execute(summary, summary, {}, root / "notebooks")
+        run_notebook(summary, summary, {}, root / "notebooks")
     return copied
 
 
@@ -322,10 +332,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
     parser.add_argument("--force", action="store_true",
                         help="re-run the notebooks from scratch: their executed copies and run records are replaced")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="CPU threads per kernel (default 1: records then repeat bit for bit on any machine with "
-                             "the same torch build and the same precision, see train.precision in a record; the "
-                             "small CNN runs as fast on 1 thread as on 2)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads per kernel (default 1, and in a grid each kernel's share of its host's "
+                             "cores: records then repeat bit for bit at the same thread count, torch build and "
+                             "precision, see threads and train.precision in a record)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run the notebooks as per-seed shards on a new Dask LocalCluster of N worker processes")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the shards on a running Dask cluster: tcp://HOST:PORT or a scheduler file")
     parser.add_argument("--promote", action="store_true",
                         help="copy the finished run of --profile over its committed reference, run nothing")
     args = parser.parse_args(argv)
@@ -350,18 +364,25 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as err:
             parser.error(str(err))
         return 0
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         parser.error(f"--threads {args.threads}: give a whole number >= 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers {args.workers}: give a whole number >= 1")
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("give --workers (a new cluster on this machine) or --scheduler (a running one), not both")
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when a kernel imports it
-        os.environ[name] = str(args.threads)
+        os.environ[name] = str(args.threads or 1)
     os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it: saved notebooks carry no progress bars
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:
-        outcomes = run_batch(names, args.profile, _parse_set(args.overrides), args.force, root)
+        start = time.perf_counter()
+        outcomes = run_batch(names, args.profile, _parse_set(args.overrides), args.force, root, args.workers,
+                             args.scheduler, args.threads)
     except ConfigError as err:
         parser.error(str(err))
     print(report(outcomes, args.profile))
+    print(f"the batch took {(time.perf_counter() - start) / 60:.1f} min")
     if (root / "results" / args.profile).exists():
         print("\n".join(reproduction_lines(compare_with_reference(root, args.profile))))
     failed = any(o.status == "FAILED" for o in outcomes)

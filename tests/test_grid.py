@@ -1,0 +1,81 @@
+"""The grid on a real Dask LocalCluster of 2 worker processes: the serial batch's records, shard by shard, even
+when a worker is killed mid-shard."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from clinical_utils import reproduce
+from clinical_utils.loop import STRATEGIES
+from clinical_utils.noisy_experiments import METHODS
+from clinical_utils.records import read_json
+from clinical_utils.refine import SAMPLERS
+from medmnist_fixtures import write_download_sets
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["blood_binary", "derma_noisy"]  # one CLINICAL notebook, one label-refinement notebook
+SETTINGS = {"data_root": "../data", "verify_data": False, "seeds": [0, 1]}
+COMMAND = [sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only", *NAMES,
+           "--set", *(f"{k}={v!r}".replace(" ", "") for k, v in SETTINGS.items()), "--workers", "2"]
+
+
+@pytest.fixture
+def repo(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        shutil.copy(path, tmp_path / "notebooks")
+    write_download_sets(tmp_path / "data")
+    return tmp_path
+
+
+def records(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): reproduce.comparable(read_json(p)) for p in folder.glob("*/**/seed*.json")}
+
+
+def kill_a_worker_mid_shard(batch: subprocess.Popen, run: Path) -> None:
+    """SIGKILL the worker process whose kernel is running a shard, once the shard has written a record."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and batch.poll() is None:
+        kernels = [p for p in psutil.Process(batch.pid).children(recursive=True)
+                   if "ipykernel" in " ".join(p.cmdline())]
+        if kernels and any(run.glob("*/**/seed*.json")):
+            os.kill(kernels[0].ppid(), signal.SIGKILL)
+            return
+        time.sleep(0.2)
+    pytest.fail("no shard kernel to kill: the grid ended or never started a kernel")
+
+
+def test_a_grid_gives_the_serial_records_and_survives_a_killed_worker(repo):
+    serial = subprocess.run(COMMAND[:-2], cwd=repo, capture_output=True, text=True, timeout=900)  # no --workers
+    assert serial.returncode == 0, serial.stdout + serial.stderr
+    run = repo / "results" / "runs" / "smoke"
+    expected = records(run)
+    assert len(expected) == 2 * (len(STRATEGIES) + len(METHODS) + len(SAMPLERS))  # 2 seeds
+    shutil.rmtree(run)
+
+    batch = subprocess.Popen(COMMAND, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    kill_a_worker_mid_shard(batch, run)
+    first = batch.communicate(timeout=900)[0]
+    # the killed worker's shard was run again on a live worker (it resumed from its records) or, had Dask given
+    # up on it, reported as failed; either way a re-submitted grid finishes it
+    again = subprocess.run(COMMAND, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, first + again.stdout + again.stderr
+    assert records(run) == expected
+    shards = read_json(run / "grid.json")["shards"]
+    assert sorted(row["shard"] for row in shards) == sorted(f"{n}.seed{k}" for n in NAMES for k in (0, 1))
+    assert not list(run.glob("executed/**/.*.partial.ipynb"))  # nothing half-written stays behind
+
+
+def test_the_grid_needs_a_results_folder_and_one_kind_of_cluster(repo, monkeypatch, capsys):
+    with pytest.raises(reproduce.ConfigError, match="results_dir=None"):
+        reproduce.run_batch(["blood_binary"], "smoke", {**SETTINGS, "results_dir": None}, False, repo, workers=2)
+    monkeypatch.chdir(repo)
+    with pytest.raises(SystemExit):
+        reproduce.main(["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert "not both" in capsys.readouterr().err
