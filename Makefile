@@ -6,7 +6,7 @@ KERNEL := clinical-utils
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-notebooks lab bench
+.PHONY: help setup reproduce test test-notebooks lab bench gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,18 +14,22 @@ help:  ## list the targets
 setup: $(STAMP)  ## create .venv, install the package and register the Jupyter kernel "clinical-utils"
 
 # Re-installs only when pyproject.toml changes; the stamp is written last, so a failed install is retried.
+# The kernel keeps freed tensor memory instead of page-faulting it back in (reproduce.MALLOC_TUNING).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" > /dev/null
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" \
+		--env MALLOC_MMAP_THRESHOLD_ 4294967296 --env MALLOC_TRIM_THRESHOLD_ 4294967296 > /dev/null
 	touch $@
 
-# One Dask worker process per core, each kernel on one thread: the reference's thread count, so records compare.
-WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count())')
+# WORKERS=N shares the notebooks out as per-seed shards on N Dask worker processes (one thread each: the reference's
+# thread count, so records compare). Serial by default: on this project's 2-vCPU machine two processes each run at
+# half speed, so a grid gains nothing there (benchmarks/parallel_scaling.py).
+WORKERS ?=
 
-reproduce: setup  ## run the main job: every notebook (quick profile) as per-seed shards on WORKERS Dask workers, then the summary figures and the comparison with the reference
-	$(PY) -m clinical_utils.reproduce --workers $(WORKERS)
+reproduce: setup  ## run the main job: every notebook (quick profile), then the summary figures and the comparison with the reference (WORKERS=N: on Dask)
+	$(PY) -m clinical_utils.reproduce $(if $(WORKERS),--workers $(WORKERS) --threads 1)
 
 test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (after an intended output change)
 	$(PY) tests/render_notebooks.py
@@ -36,6 +40,10 @@ test: setup  ## unit tests and notebook regression tests
 bench: setup  ## the speed benchmarks (results/bench/; about 15 minutes on 2 CPU cores)
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_selection.py
+
+# No set-up: the GPU machine may have no package registry; it runs from the source tree on its own torch.
+gpu-check:  ## on a CUDA machine: CUDA tests, training and selection benchmarks, a paper round (results/bench/*_cuda.json)
+	PYTHONPATH=. $(PYTHON) benchmarks/gpu_check.py
 
 lab: setup  ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/

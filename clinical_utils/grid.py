@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 import nbformat
 import papermill
+from distributed.diagnostics.plugin import WorkerPlugin
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
@@ -117,31 +118,37 @@ def finished(paths: list[Path]) -> bool:
         return False
 
 
-def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, threads: dict | int) -> dict:
-    """Run on a Dask worker: the notebook with `seeds=[k]`, with the kernel's threads pinned; success is every
-    record of the shard finished, not the executed notebook. threads: a count, or {host: count} (the host's
-    share of cores). Returns where and how long it ran."""
-    host = socket.gethostname()
-    try:
-        from distributed import get_worker
-        worker = get_worker().address
-    except ValueError:  # called outside a worker (tests, a serial fallback)
-        worker = "local"
-    count = threads if isinstance(threads, int) else threads.get(urlparse(worker).hostname, 1)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the kernel reads them when it imports torch
-        os.environ[name] = str(count)
+def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, threads: int | None,
+              env: dict) -> dict:
+    """Run on a Dask worker: the notebook with `seeds=[k]`; success is every record of the shard finished, not the
+    executed notebook. threads: the kernel's CPU threads, or None for this worker's share of its host (the cores
+    this process may use, over the worker threads on the host). env: variables the kernel needs (data root, ...).
+    Returns where and how long it ran."""
+    from distributed import get_client, get_worker
+    worker = get_worker()
+    if worker.state.nthreads > 1:  # shards set the kernel's environment: two at once in one process would race
+        raise RuntimeError(f"Dask worker {worker.address} runs {worker.state.nthreads} tasks at once; start "
+                           "workers with --nthreads 1 (one shard per worker process)")
+    host = urlparse(worker.address).hostname
+    if threads is None:
+        info = get_client().scheduler_info()["workers"]
+        slots = sum(w["nthreads"] for address, w in info.items() if urlparse(address).hostname == host)
+        threads = max(1, len(os.sched_getaffinity(0)) // max(1, slots))
+    os.environ.update(env)  # the kernel inherits them; this process runs no other shard meanwhile
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when the kernel imports it
+        os.environ[name] = str(threads)
     start = time.perf_counter()
     run_notebook(source, executed_dir / f"{shard.key}.ipynb", shard.parameters, notebooks)
     missing = [str(p) for p in shard.records if not finished([p])]
     if missing:
         raise RuntimeError(f"the notebook finished but left {len(missing)} record(s) unfinished, e.g. {missing[0]}")
-    return {"shard": shard.key, "worker": worker, "host": host, "threads": count,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    return {"notebook": shard.notebook, "shard": shard.key, "worker": worker.address, "host": socket.gethostname(),
+            "threads": threads, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-class PinGPU:
-    """Dask worker plugin: a LocalCluster's worker i sees GPU i modulo the GPUs (set before any kernel starts)."""
+class PinGPU(WorkerPlugin):
+    """A LocalCluster's worker i sees GPU i modulo the GPUs (set when it starts, before any kernel does)."""
 
     def __init__(self, gpus: int):
         self.gpus = gpus
@@ -151,14 +158,12 @@ class PinGPU:
 
 
 def start_client(workers: int | None, scheduler: str | None, gpus: int = 0):
-    """A Dask client: on a new LocalCluster of `workers` processes (one shard each at a time; with `gpus`, each
-    worker has the resource GPU=1 and its own device), or on the running cluster at `scheduler` (an address
-    tcp://HOST:PORT or a scheduler file's path)."""
+    """A Dask client: on a new LocalCluster of `workers` single-threaded processes (with `gpus`, each has the
+    resource GPU=1 and its own device), or on the running cluster at `scheduler` (tcp://HOST:PORT or a scheduler
+    file's path)."""
     from distributed import Client, LocalCluster
     if scheduler is not None:
-        if "://" in scheduler:
-            return Client(scheduler)
-        return Client(scheduler_file=scheduler)
+        return Client(scheduler) if "://" in scheduler else Client(scheduler_file=scheduler)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            resources={"GPU": 1} if gpus else None)
     client = Client(cluster)
@@ -167,18 +172,17 @@ def start_client(workers: int | None, scheduler: str | None, gpus: int = 0):
     return client
 
 
-def thread_shares(client) -> dict:
-    """{host: cores // workers on that host}: each shard's share of its machine."""
-    cores = client.run(os.cpu_count)
-    per_host: dict = {}
-    for address, n in cores.items():
-        host = urlparse(address).hostname
-        per_host.setdefault(host, [n, 0])[1] += 1
-    return {host: max(1, n // workers) for host, (n, workers) in per_host.items()}
+def check_cluster(client, gpu: bool) -> int:
+    """The number of workers; a GPU grid on a cluster whose workers have no GPU resource would wait forever."""
+    workers = client.scheduler_info()["workers"]
+    if gpu and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
+        raise RuntimeError("the shards need a GPU but no Dask worker has the resource GPU: start the workers with "
+                           "--resources GPU=1 (and CUDA_VISIBLE_DEVICES set), or run with --set device=cpu")
+    return len(workers)
 
 
 def run_grid(client, shards: list[Shard], sources: dict, executed_dir: Path, notebooks: Path,
-             threads: dict | int, gpu: bool, collect) -> tuple[dict, list[dict]]:
+             threads: int | None, env: dict, gpu: bool, collect) -> tuple[dict, list[dict]]:
     """Submit the unfinished shards, and call `collect(name)` as soon as every shard of notebook `name` is done.
     Returns ({notebook: error line of its first failed shard}, one row per shard: where, how long, or why not)."""
     from distributed import as_completed
@@ -186,10 +190,10 @@ def run_grid(client, shards: list[Shard], sources: dict, executed_dir: Path, not
     for shard in shards:
         remaining.setdefault(shard.notebook, 0)
         if finished(shard.records):
-            rows.append({"shard": shard.key, "status": "done before"})
+            rows.append({"notebook": shard.notebook, "shard": shard.key, "status": "done before"})
             continue
         remaining[shard.notebook] += 1
-        future = client.submit(run_shard, sources[shard.notebook], shard, executed_dir, notebooks, threads,
+        future = client.submit(run_shard, sources[shard.notebook], shard, executed_dir, notebooks, threads, env,
                                key=f"{shard.key}-{uuid.uuid4().hex[:8]}", pure=False,
                                resources={"GPU": 1} if gpu else None)
         futures[future] = shard
@@ -200,7 +204,8 @@ def run_grid(client, shards: list[Shard], sources: dict, executed_dir: Path, not
         try:
             rows.append({**future.result(), "status": "ran"})
         except Exception as err:  # one shard failing must not stop the grid
-            rows.append({"shard": shard.key, "status": "FAILED", "detail": error_line(err)})
+            rows.append({"notebook": shard.notebook, "shard": shard.key, "status": "FAILED",
+                         "detail": error_line(err)})
             failed.setdefault(shard.notebook, f"{shard.key}: {error_line(err)}")
         remaining[shard.notebook] -= 1
         if remaining[shard.notebook] == 0 and shard.notebook not in failed:

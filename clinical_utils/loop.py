@@ -39,20 +39,6 @@ def round_seed(seed: int, round_: int) -> int:
     return 1000 * seed + round_
 
 
-UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald")
-
-
-def uncertainty_select(strategy: str, model, probs: np.ndarray, feats: np.ndarray, budget: int, seed: int
-                       ) -> np.ndarray:
-    """The uncertainty baselines on the model's pool outputs: probabilities (n, K), features (n, d)."""
-    if strategy == "bald":  # MC dropout on the features through the model's head
-        head = model.head
-        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
-                           budget)
-    return {"entropy": entropy_select, "margin": margin_select, "least_confidence": least_confidence_select}[
-        strategy](probs, budget)
-
-
 def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
     """The embedding `embedding` names, for points with true `labels` (None: pool points, label unknown)."""
     if embedding == "features":
@@ -63,28 +49,40 @@ def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
     return gradient_embedding(probs, feats, labels=labels)
 
 
-def _select(strategy: str, model, data: MedMNIST, pool: np.ndarray, probs: np.ndarray, feats: np.ndarray,
-            labeled: np.ndarray, rare_classes, query_images, query_labels, budget: int, seed: int, device,
-            smi_params: dict, embedding: str = "gradients") -> np.ndarray:
-    """Positions into `pool` (budget,), in pick order; probs (n, K) and feats (n, d): the model's pool outputs."""
+def select(strategy: str, model, probs: np.ndarray, feats: np.ndarray, labeled_images: np.ndarray,
+           labeled_labels: np.ndarray, rare_classes, query_images: np.ndarray, query_labels: np.ndarray, budget: int,
+           seed: int, device, smi_params: dict | None = None, embedding: str = "gradients") -> np.ndarray:
+    """Positions into the pool (budget,), in pick order, by any strategy of `STRATEGIES`.
+
+    probs (n, K) and feats (n, d): the model's outputs on the n pool images. labeled_images (m, C, H, W) uint8 and
+    labeled_labels (m,): what is labeled (coreset covers it; the conditional SMI functions condition on its
+    common-class images). query_images / query_labels: the rare exemplars the SMI functions target.
+    """
     if strategy == "random":
-        return random_select(len(pool), budget, seed)
-    if strategy in UNCERTAINTY:
-        return uncertainty_select(strategy, model, probs, feats, budget, seed)
+        return random_select(len(probs), budget, seed)
+    if strategy == "bald":  # MC dropout on the features through the model's head
+        head = model.head
+        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
+                           budget)
+    uncertainty = {"entropy": entropy_select, "margin": margin_select, "least_confidence": least_confidence_select}
+    if strategy in uncertainty:
+        return uncertainty[strategy](probs, budget)
     if strategy == "badge":
         return badge_select(gradient_embedding(probs, feats), budget, seed)
     if strategy == "coreset":
-        _, labeled_feats = predict(model, data.train.images[labeled], device, features=True)
+        _, labeled_feats = predict(model, labeled_images, device, features=True)
         return coreset_select(feats, labeled_feats, budget)
+    if strategy not in FUNCTIONS:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     q_probs, q_feats = predict(model, query_images, device, features=True)
     pool_emb = _smi_embedding(probs, feats, embedding, rare_classes=rare_classes)
     query_emb = _smi_embedding(q_probs, q_feats, embedding, labels=query_labels)
     private = None
     if strategy in CONDITIONAL:  # condition on what is already covered: the labeled common images
-        common = labeled[~np.isin(data.train.labels[labeled], rare_classes)]
-        p_probs, p_feats = predict(model, data.train.images[common], device, features=True)
-        private = _smi_embedding(p_probs, p_feats, embedding, labels=data.train.labels[common])
-    return smi_select(strategy, pool_emb, query_emb, budget, private, **smi_params)
+        common = ~np.isin(labeled_labels, rare_classes)
+        p_probs, p_feats = predict(model, labeled_images[common], device, features=True)
+        private = _smi_embedding(p_probs, p_feats, embedding, labels=labeled_labels[common])
+    return smi_select(strategy, pool_emb, query_emb, budget, private, **(smi_params or {}))
 
 
 def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, rounds: int, budget: int,
@@ -170,8 +168,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             probs, feats = predict(picker, data.train.images[pool], device, features=True)
             # the failure mode to watch: a picking model that predicts no pool image rare
             pool_predicted_rare = int(np.isin(probs.argmax(1), scenario.rare_classes).sum())
-            positions = _select(strategy, picker, data, pool, probs, feats, labeled, scenario.rare_classes,
-                                query_images, query_labels, budget, rseed, device, smi_params, embedding)
+            positions = select(strategy, picker, probs, feats, data.train.images[labeled], data.train.labels[labeled],
+                               scenario.rare_classes, query_images, query_labels, budget, rseed, device, smi_params,
+                               embedding)
             select_seconds = time.perf_counter() - start
             selected = pool[positions]
             reveal(selected)

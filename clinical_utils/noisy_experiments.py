@@ -19,7 +19,8 @@ from .data import MedMNIST, set_name
 from .experiments import progress_bar, record_path
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
-from .records import check_parameters, read_json, results_folder, write_atomic, write_json_atomic
+from .records import (check_parameters, describe_device, read_json, results_folder, write_atomic,
+                      write_json_atomic)
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
@@ -231,7 +232,8 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
         result = co_teaching(model, peer, images, split.noisy, ct, config.train, config.device, seed)
         kept, history, seconds = result.kept, result.history, result.seconds
     metrics = classification_metrics(data.test.labels, predict(model, data.test.images, config.device))
-    record = {"parameters": params, "threads": torch.get_num_threads(), "rare_classes": split.rare_classes,
+    record = {"parameters": params, "threads": torch.get_num_threads(), "device": describe_device(
+              resolve_device(config.device)), "rare_classes": split.rare_classes,
               "kept": np.flatnonzero(kept).tolist(),
               "clean_recall": clean_recall(kept, split.noisy, split.true, data.class_names).reset_index()
               .to_dict("records"), "test": metrics, "seconds": seconds, "history": history}

@@ -52,6 +52,17 @@ def git_commit() -> str | None:
         return None
 
 
+def describe_device(device) -> str:
+    """The device a run used, for its record: on CUDA also the GPU's name and the CUDA_VISIBLE_DEVICES that mapped
+    it (a grid worker's GPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return (f"cuda:{index} ({torch.cuda.get_device_name(index)}, CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+
+
 def fingerprint(*arrays) -> str:
     """SHA-1 of integer index arrays (e.g. a scenario's sets): equal only for equal arrays in equal order."""
     digest = hashlib.sha1()
@@ -116,7 +127,7 @@ def open_record(path: Path | None, parameters: dict, rare_classes, device) -> di
     """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
     A stored record with other parameters is a StaleRecordError, so a run only ever resumes its own rounds."""
     record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": versions(),
-              "git_commit": git_commit(), "device": str(device), "threads": torch.get_num_threads(), "rounds": [],
+              "git_commit": git_commit(), "device": describe_device(device), "threads": torch.get_num_threads(), "rounds": [],
               "finished": False}
     if path is not None and path.exists():
         previous = read_json(path)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .loop import UNCERTAINTY, uncertainty_select
+from .loop import select
 from .records import open_record, write_json_atomic
-from .selection import UNCONDITIONAL, coreset_select, gradient_embedding, random_select, smi_select
+from .selection import UNCONDITIONAL, random_select
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 SAMPLERS = ("random", "entropy", "margin", "least_confidence", "bald", "coreset", "loss", "smi")
@@ -31,21 +31,18 @@ SAMPLERS = ("random", "entropy", "margin", "least_confidence", "bald", "coreset"
 
 def _select(sampler: str, model, images, labels, pool, training, rare_classes, budget, seed, device,
             smi_function) -> np.ndarray:
-    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given."""
+    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. `loss`
+    is refinement's own; every other sampler is the loop's strategy of that name (`smi`: `smi_function`, with the
+    minority classes' training samples as queries)."""
     if sampler == "random":
         return random_select(len(pool), budget, seed)
     probs, feats = predict(model, images[pool], device, features=True)
-    if sampler in UNCERTAINTY:
-        return uncertainty_select(sampler, model, probs, feats, budget, seed)
     if sampler == "loss":  # largest cross-entropy against the given label first
         loss = -np.log(np.clip(probs[np.arange(len(pool)), labels[pool]], 1e-12, None))
         return np.argsort(-loss, kind="stable")[:budget]
-    if sampler == "coreset":
-        return coreset_select(feats, predict(model, images[training], device, features=True)[1], budget)
     queries = training[np.isin(labels[training], rare_classes)]
-    q_probs, q_feats = predict(model, images[queries], device, features=True)
-    return smi_select(smi_function, gradient_embedding(probs, feats),
-                      gradient_embedding(q_probs, q_feats, labels=labels[queries]), budget)
+    return select(smi_function if sampler == "smi" else sampler, model, probs, feats, images[training],
+                  labels[training], rare_classes, images[queries], labels[queries], budget, seed, device)
 
 
 def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labels, kept, test_images, test_labels,

@@ -34,7 +34,7 @@ import torch
 
 from . import experiments, noisy_experiments
 from .data import DataError, ensure_file
-from .grid import Outcome, Shard, done_before, error_line, run_grid, run_notebook, start_client, thread_shares
+from .grid import Outcome, Shard, check_cluster, done_before, error_line, run_grid, run_notebook, start_client
 from .records import read_json, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
 from .params import ConfigError, check_names
@@ -44,6 +44,11 @@ from .train import resolve_device
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
 SUMMARY = "summary"
+
+# glibc hands the memory of large freed tensors (a batch's activations) back to the OS at once, so the next batch
+# page-faults it in again: a third of a kernel's CPU time went to the system here. Keeping it (up to 4 GiB) makes
+# inference 1.7x faster (benchmarks/malloc_tuning.py) and changes no number.
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
 
 
 def runs_dir(profile: str) -> str:
@@ -187,14 +192,21 @@ def _run_grid(names, profile, overrides, notebooks, run, configs, workers, sched
               for name in names for seed in configs[name].seeds]
     client = start_client(workers, scheduler, gpus=torch.cuda.device_count() if gpu else 0)
     outcomes, start = {}, time.perf_counter()
+    # the kernels on the workers need what the batch set here (a remote worker has its own environment)
+    env = {k: os.environ[k] for k in ("MEDMNIST_ROOT", "TQDM_DISABLE", *MALLOC_TUNING) if k in os.environ}
     try:
-        print(f"grid: {len(shards)} shards of {len(names)} notebooks on {len(client.scheduler_info()['workers'])} "
-              f"Dask workers{' (one GPU each)' if gpu else ''}", flush=True)
-        collect = lambda name: outcomes.setdefault(name, _run_one(
-            name, notebook_parameters(name, profile, overrides), notebooks, run))
+        try:
+            count = check_cluster(client, gpu)
+        except RuntimeError as err:
+            raise ConfigError(str(err)) from None
+        print(f"grid: {len(shards)} shards of {len(names)} notebooks on {count} Dask workers"
+              f"{' (one GPU each)' if gpu else ''}", flush=True)
+
+        def collect(name: str) -> None:  # every shard of `name` is done: the full notebook reads its records back
+            outcomes[name] = _run_one(name, notebook_parameters(name, profile, overrides), notebooks, run)
+
         failed, rows = run_grid(client, shards, {n: notebooks / f"{n}.ipynb" for n in names},
-                                run / "executed" / "shards", notebooks,
-                                threads if threads is not None else thread_shares(client), gpu, collect)
+                                run / "executed" / "shards", notebooks, threads, env, gpu, collect)
     finally:
         client.close()
         if scheduler is None and client.cluster is not None:
@@ -206,6 +218,10 @@ def _run_grid(names, profile, overrides, notebooks, run, configs, workers, sched
         where = f" on {row['worker']} ({row['threads']} threads)" if row["status"] == "ran" else ""
         took = f" in {row['seconds']:.0f} s" if "seconds" in row else ""
         print(f"  {row['shard']}: {row['status']}{where}{took}{': ' + row['detail'] if 'detail' in row else ''}")
+    for name, outcome in outcomes.items():
+        mine = [r for r in rows if r["notebook"] == name]
+        outcome.detail += (f" ({len(mine)} shards, {sum(r['status'] == 'done before' for r in mine)} done before, "
+                           f"{sum(r.get('seconds', 0.0) for r in mine) / 60:.1f} min of shard time)")
     return [outcomes[name] for name in names if name in outcomes]
 
 
@@ -373,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when a kernel imports it
         os.environ[name] = str(args.threads or 1)
     os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it: saved notebooks carry no progress bars
+    for name in MALLOC_TUNING:  # read by glibc when a kernel starts; a user's own setting wins
+        os.environ.setdefault(name, MALLOC_TUNING[name])
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:

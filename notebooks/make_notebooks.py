@@ -324,6 +324,100 @@ def summary_notebook() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+LABELING_PARAMETERS = '''# Your images: a folder (subfolders allowed) of PNG, JPEG, TIFF or DICOM files
+folder = "../demo/pneumonia"  # the demo folder is written from PneumoniaMNIST when missing
+labels = "../demo/pneumonia/labels.csv"  # path,label[,split] of the images labeled so far (class names)
+rare_classes = ["pneumonia"]  # the classes to find, by name
+strategy = "flqmi"  # an SMI function (flmi, flqmi, gcmi, logdetmi, flcmi, logdetcmi) or a baseline (random, entropy, ...)
+budget = 10  # images to label per round
+model = "small_cnn"  # small_cnn or resnet18
+size = 28  # images are resized to size x size pixels: 28, 64, 128 or 224
+epochs = 30  # most training epochs; training stops once it reaches 99% training accuracy
+batch_size = 20  # images per training step
+annotator = None  # your name in the log (None: the login name)
+state_dir = None  # where the log and the labels CSV live (None: <folder>/.labeling)
+answer_key = None  # demo only: a CSV of path,label that answers in the expert's place; None: you label in the grid'''
+
+
+def labeling_notebook() -> nbformat.NotebookNode:
+    """Targeted labeling of your own images: one round per run of the notebook."""
+    parameters = new_code_cell(LABELING_PARAMETERS)
+    parameters.metadata["tags"] = ["parameters"]
+    cells = [
+        new_markdown_cell(
+            "# Targeted labeling of your own images\n\nA folder of unlabeled scans, a few labeled ones (a CSV of "
+            "`path,label`, class names) and an expert with an hour. Each run of this notebook is one round: it "
+            "trains a model on everything labeled so far, picks `budget` images that most look like the rare classes "
+            "(an SMI function; or a baseline), and shows them in a grid to label. Every click is written to disk at "
+            "once (an append-only log and the labels CSV), so closing the browser or restarting the kernel loses "
+            "nothing: run the notebook again and it shows the picks still to label, or starts the next round when "
+            "there are none.\n\nThe defaults label a demo folder written from PneumoniaMNIST (`python -m "
+            "clinical_utils.demo demo/pneumonia`); for your own images set `folder`, `labels` and `rare_classes`. "
+            "The outputs saved here come from a run on the demo folder in which its answer key stood in for the "
+            "expert (`answer_key=\"../demo/pneumonia_answers.csv\"`)."),
+        parameters,
+        new_code_cell(
+            "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\nfrom clinical_utils import demo\n"
+            "from clinical_utils.label_widget import LabelingWidget\n"
+            "from clinical_utils.labeling import LabelingProject, validation_table\n"
+            "from clinical_utils.train import TrainConfig\n\n"
+            "if folder == \"../demo/pneumonia\" and not Path(folder).exists():\n"
+            "    demo.write_pneumonia_folder(folder)\n"
+            "project = LabelingProject(folder, labels, state_dir, size=size, annotator=annotator)\n"
+            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, target_train_accuracy=0.99)\n"
+            "print(f\"{len(project.data.pool_paths)} unlabeled images; labeled so far, per class and split:\")\n"
+            "project.counts()"),
+        new_markdown_cell("## This round\nTrained on everything labeled so far. While picks are left unlabeled, "
+                          "this cell shows the same round again instead of starting a new one."),
+        _ignored_output(
+            "if project.pending():\n"
+            "    current = project.current_round()\n"
+            "    print(f\"round {current['round']}: {len(project.pending())} of {len(current['picks'])} picks \"\n"
+            "          \"still to label\")\n"
+            "else:\n"
+            "    current = project.run_round(strategy, budget, rare_classes, model=model, train_config=train_config)\n"
+            "    print(f\"round {current['round']}: {strategy} picked {len(current['picks'])} images in \"\n"
+            "          f\"{current['seconds']:.0f} s (model {current['model_version']})\")"),
+        new_markdown_cell(
+            "## Label them\nClick the grid once, then: **1**, **2**, ... the classes in the order of the buttons, "
+            "**u** unsure (never asked again), **s** skip (may come back), **Backspace** undo, arrows to move. Click "
+            "an image to see it large. Each label is on disk before the grid moves on."),
+        _ignored_output("widget = LabelingWidget(project)\nwidget"),
+        _ignored_output(
+            "if answer_key is not None:  # the demo's stand-in for the expert: the calls the buttons make\n"
+            "    answers = dict(pd.read_csv(answer_key).values)\n"
+            "    for path in project.pending():\n"
+            "        widget.select([item['path'] for item in widget.items].index(path))\n"
+            "        widget.label(answers[path])\n"
+            "print(widget.progress)"),
+        new_markdown_cell("## What changed\nRun these cells once the picks are labeled."),
+        new_code_cell(
+            "given = project.labels()\n"
+            "found = [p for p in current['picks'] if given.get(p) in rare_classes]\n"
+            "print(f\"rare images found this round: {len(found)} of {len(current['picks'])} picks\")\n"
+            "project.counts()"),
+        new_code_cell("pd.DataFrame({'your label': [given.get(p, project.status(p)) for p in current['picks']],\n"
+                      "              \"the model's guess\": [f\"{c} {q:.0%}\" for c, q in (current['predictions'][p] "
+                      "for p in current['picks'])]},\n"
+                      "             index=pd.Index(current['picks'], name='pick'))"),
+        new_markdown_cell("Validation accuracy per class: the model that picked this round's images, and one "
+                          "retrained on everything labeled now."),
+        new_code_cell("retrained, after = project.fit(model, train_config)\n"
+                      "validation_table(project.class_names, {'before this round': current['validation'], "
+                      "'after': after}).round(3)"),
+        new_markdown_cell(
+            "## Hand the picks to other tools\nThe labels CSV (the log's export, rewritten after every click) "
+            "loads with `clinical_utils.data.load_folder`; the round's picks also go out as a file list and as "
+            "Label Studio tasks, and labels made elsewhere come back with `project.import_labels(csv)`."),
+        new_code_cell(
+            "name = project.state_dir / f\"round{current['round']}\"\n"
+            "for path in (project.labels_csv, project.export_file_list(f\"{name}_picks.txt\"),\n"
+            "             project.export_label_studio(f\"{name}_label_studio.json\")):\n"
+            "    print(os.path.relpath(path))"),
+    ]
+    return _notebook(cells)
+
+
 def _ignored_output(source: str) -> nbformat.NotebookNode:
     """A code cell whose output (progress bars, timings) nbval does not compare: a cell tag, not a comment."""
     cell = new_code_cell(source)
@@ -348,6 +442,10 @@ def main() -> None:
     for name in NOISY_EXPERIMENTS:
         nbformat.write(noisy_notebook(name), HERE / f"{name}.ipynb")
     nbformat.write(summary_notebook(), HERE / "summary.ipynb")
+    # its committed outputs come from a run on the demo folder: python -m clinical_utils.demo demo/pneumonia, then
+    # papermill notebooks/label_my_images.ipynb notebooks/label_my_images.ipynb --cwd notebooks
+    #     -p answer_key ../demo/pneumonia_answers.csv
+    nbformat.write(labeling_notebook(), HERE / "label_my_images.ipynb")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,25 @@ NOTEBOOK_DIR = Path(__file__).parent / "notebooks"
 
 
 def pytest_sessionstart(session):
-    """The nbval copies of the download-needing notebooks read fixtures from tests/notebooks/fixture_data."""
+    """The nbval copies of the download-needing notebooks read fixtures from tests/notebooks/fixture_data;
+    label_my_images labels the demo folder there, from a fresh start."""
     write_download_sets(NOTEBOOK_DIR / "fixture_data")
+    write_labeling_demo(NOTEBOOK_DIR / "fixture_data")
+
+
+def write_labeling_demo(folder: Path) -> None:
+    """The demo folder label_my_images' nbval copy reads (PneumoniaMNIST as PNG files), its labeling state
+    cleared; nothing without the offline files (the notebook is then skipped)."""
+    import shutil
+
+    from clinical_utils import demo
+    from clinical_utils.data import DataError, ensure_file
+    try:
+        ensure_file("pneumoniamnist", download=False)
+    except DataError:
+        return
+    shutil.rmtree(folder / "pneumonia_demo" / ".labeling", ignore_errors=True)
+    demo.write_pneumonia_folder(folder / "pneumonia_demo")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,9 +56,11 @@ def pytest_collection_modifyitems(config, items):
     from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, NOISY_OFFLINE
 
     missing = {}
-    for name in OFFLINE + NOISY_OFFLINE:
+    datasets = {**{n: e["dataset"] for n, e in {**EXPERIMENTS, **NOISY_EXPERIMENTS}.items()},
+                "label_my_images": "pneumoniamnist"}  # its demo folder is written from PneumoniaMNIST
+    for name in [*OFFLINE, *NOISY_OFFLINE, "label_my_images"]:
         try:
-            ensure_file({**EXPERIMENTS, **NOISY_EXPERIMENTS}[name]["dataset"], download=False)
+            ensure_file(datasets[name], download=False)
         except DataError as err:
             missing[name] = str(err)
     for item in items:

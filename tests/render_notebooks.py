@@ -14,9 +14,11 @@ import nbformat
 import papermill
 
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
-from clinical_utils.reproduce import QuietKernelManager, notebook_parameters
+from clinical_utils.grid import QuietKernelManager
+from clinical_utils.reproduce import notebook_parameters
 from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy,
                                               run_noisy_experiment)
+from conftest import write_labeling_demo
 from medmnist_fixtures import write_download_sets
 
 HERE = Path(__file__).resolve().parent / "notebooks"
@@ -27,6 +29,9 @@ SUMMARY_EXPERIMENTS = ("pneumonia_binary", "retina_longtail")
 
 
 def smoke_parameters(name: str) -> dict:
+    if name == "label_my_images":  # the demo folder, labeled by its answer key
+        return {"folder": f"{FIXTURE_DATA}/pneumonia_demo", "labels": f"{FIXTURE_DATA}/pneumonia_demo/labels.csv",
+                "answer_key": f"{FIXTURE_DATA}/pneumonia_demo_answers.csv"}
     if name == "summary":
         return {"results_dir": RECORDS, "figures_dir": None, "tables_dir": None}
     params = {**notebook_parameters(name, "smoke", {}), "results_dir": None}  # smoke keeps no records
@@ -45,7 +50,8 @@ def main() -> None:
     run_noisy_experiment(load_data(config), config, progress=False)
     for pt in (HERE / RECORDS).rglob("*.pt"):  # the summary reads no weights; keep the repository small
         pt.unlink()
-    for name in [*EXPERIMENTS, *NOISY_EXPERIMENTS, "summary"]:
+    write_labeling_demo(HERE / FIXTURE_DATA)
+    for name in [*EXPERIMENTS, *NOISY_EXPERIMENTS, "summary", "label_my_images"]:
         print(name, file=sys.stderr)
         out = HERE / f"{name}.ipynb"
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=smoke_parameters(name),

@@ -1,8 +1,12 @@
 """The project's set-up files agree with each other, so conda and pip users get the same environment."""
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +59,10 @@ def test_citation_file_cites_this_companion_and_the_works_it_reproduces():
     dois = {ref.get("doi") for ref in cff["references"]}
     assert {"10.1007/978-3-031-16760-7_12", "10.1007/978-3-031-72120-5_4", "10.1038/s41597-022-01721-8"} <= dois
     assert any("submodlib" in ref.get("url", "") for ref in cff["references"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_the_gpu_check_stops_at_once_without_cuda():
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "sees no CUDA GPU" in done.stderr

@@ -106,13 +106,16 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
     assert "run this from the repository root" in capsys.readouterr().err
 
 
-def test_a_relative_data_root_is_made_absolute_for_the_kernels(repo, monkeypatch):
+def test_the_kernels_get_an_absolute_data_root_and_the_malloc_tuning(repo, monkeypatch):
     monkeypatch.chdir(repo)
     monkeypatch.setenv("MEDMNIST_ROOT", "data")
+    for name in reproduce.MALLOC_TUNING:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(reproduce, "run_batch", lambda *args: [reproduce.Outcome("blood_binary", "ran")])
     monkeypatch.setattr(reproduce, "report", lambda *args: "")
     assert reproduce.main(["--only", "blood_binary"]) == 0
     assert reproduce.os.environ["MEDMNIST_ROOT"] == str(repo / "data")
+    assert all(reproduce.os.environ[name] == value for name, value in reproduce.MALLOC_TUNING.items())
 
 
 def test_set_values_are_python_literals_or_strings():

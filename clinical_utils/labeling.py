@@ -1,0 +1,443 @@
+"""Labeling your own images with a real expert: the labeling state on disk, each round's training and selection,
+and the exports a team needs (labels CSV, file list, Label Studio tasks).
+
+State lives in `state_dir` (default <folder>/.labeling/):
+  project.json  what the project was opened with (labels CSV, size, channels, seed): reopening checks it
+  log.jsonl     append-only, one JSON object per line, flushed and fsynced after every action. The truth:
+                {"action": "round", "round", "strategy", "budget", "rare_classes", "picks": [paths],
+                 "predictions": {path: [class, probability]}, "model_version", "validation", "parameters", "time"}
+                {"action": "label" | "unsure" | "skip", "path", "label" (label only), "annotator", "time", "round",
+                 "strategy", "model_version"}
+                {"action": "undo", "annotator", "time", "round"}: withdraws the last label/unsure/skip still standing
+  labels.csv    path,label,split: the labels you started from plus every label given here, rewritten atomically
+                after every action (an export of the log, to hand to other tools or to `load_folder`)
+  round<r>.pt   round r's model weights (its model_version is "r<r>-<first 10 hex digits of their SHA-1>")
+The current labels are the replay of the log, so closing the browser or killing the kernel loses at most the
+click in flight, and reopening the project resumes exactly where the expert stopped.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import getpass
+import hashlib
+import io
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import filelock
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .data import FolderData, load_folder
+from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
+from .models import build_model
+from .records import differing, write_atomic
+from .selection import FUNCTIONS
+from .train import TrainConfig, classification_metrics, predict, resolve_device, train
+
+EXPERT_ACTIONS = ("label", "unsure", "skip")
+# A few dozen labeled images: small batches (the authors' 20) and the authors' rule, until 99% training accuracy
+TRAINING = TrainConfig(epochs=30, batch_size=20, target_train_accuracy=0.99)
+
+
+class LabelingError(ValueError):
+    """A labeling action or state that cannot be used; the message names the problem and the fix."""
+
+
+class LabelingProject:
+    """A folder of images being labeled, round by round (see the module docstring for what is on disk).
+
+    folder: the images; labels: the CSV of labels known before (path,label[,split], see `load_folder`); the
+    first round needs at least one labeled image of every class you will label. Images keep the splits
+    `load_folder` gives them; every image labeled here joins train.
+    """
+
+    def __init__(self, folder, labels=None, state_dir=None, size: int = 28, channels: int | None = None,
+                 seed: int = 0, annotator: str | None = None):
+        self.data: FolderData = load_folder(folder, labels, size=size, channels=channels, seed=seed)
+        self.state_dir = Path(state_dir) if state_dir is not None else self.data.root / ".labeling"
+        self.annotator = annotator or getpass.getuser()
+        self.seed = seed
+        self.log_path = self.state_dir / "log.jsonl"
+        self.labels_csv = self.state_dir / "labels.csv"
+        # what the state depends on, not where the files are: the folder may move
+        opened = {"labels_sha1": None if labels is None else hashlib.sha1(Path(labels).read_bytes()).hexdigest(),
+                  "size": size, "channels": self.data.dataset.n_channels, "seed": seed}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        project = self.state_dir / "project.json"
+        if project.exists():
+            stored = json.loads(project.read_text())
+            if stored != opened:
+                raise LabelingError(f"{self.state_dir} belongs to a project opened with other settings "
+                                    f"({'; '.join(differing(stored, opened))}); open it with those, or give "
+                                    "another state_dir for a new project")
+        else:
+            write_atomic(project, lambda tmp: tmp.write_text(json.dumps(opened, indent=1) + "\n"))
+        self._index = {p: i for i, p in enumerate(self.data.pool_paths)}
+        self._lock = filelock.FileLock(self.state_dir / ".log.lock")
+        with self._lock:
+            self.log = self._read_log()
+        gone = sorted({a["path"] for a in self.actions()} - set(self._index))
+        if gone:
+            raise LabelingError(f"the log in {self.state_dir} has actions on {len(gone)} image(s) no longer unlabeled "
+                                f"in {self.data.root} (e.g. {gone[0]}): they were deleted, renamed or added to the "
+                                "labels CSV. Put them back, or start a new project with another state_dir")
+        if self.log:
+            self._export()  # a kill between an action's fsync and its export left the CSV one action behind
+
+    # ---- the log
+
+    def _read_log(self) -> list[dict]:
+        """Every complete entry of the log. A last line cut off by a kill (the action in flight) is dropped and
+        cut from the file, so the next action starts on a line of its own; damage elsewhere is an error."""
+        if not self.log_path.exists():
+            return []
+        raw = self.log_path.read_bytes()
+        lines = raw.split(b"\n")
+        entries = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):  # the unfinished last line
+                    with open(self.log_path, "r+b") as f:
+                        f.truncate(len(raw) - len(line))
+                    break
+                raise LabelingError(f"{self.log_path} line {number} is damaged; the log is written only by this "
+                                    "package: restore it from a backup, or delete the line to lose that action")
+        else:
+            if raw and not raw.endswith(b"\n"):  # a whole last entry whose newline was cut: end its line
+                with open(self.log_path, "ab") as f:
+                    f.write(b"\n")
+        return entries
+
+    @contextmanager
+    def _writing(self):
+        """Hold the log (another project open on this state folder, a second kernel, waits) and see every entry
+        written so far, so actions are decided on the whole log."""
+        with self._lock:
+            self.log = self._read_log()
+            yield
+
+    def _append(self, *entries: dict) -> list[dict]:
+        """Append entries (inside `_writing`), fsync, then rewrite the labels CSV."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        entries = [{**entry, "time": stamp} for entry in entries]
+        with open(self.log_path, "ab") as f:
+            f.write(b"".join((json.dumps(entry) + "\n").encode() for entry in entries))
+            f.flush()
+            os.fsync(f.fileno())
+        self.log.extend(entries)
+        self._export()
+        return entries
+
+    # ---- the state, replayed from the log
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.data.dataset.class_names
+
+    def actions(self) -> list[dict]:
+        """The expert's label/unsure/skip actions still standing (undone ones removed), in order."""
+        standing = []
+        for entry in self.log:
+            if entry["action"] in EXPERT_ACTIONS:
+                standing.append(entry)
+            elif entry["action"] == "undo" and standing:
+                standing.pop()
+        return standing
+
+    def labels(self) -> dict[str, str]:
+        """{pool path: class name} given here (the latest label of each path)."""
+        return {a["path"]: a["label"] for a in self.actions() if a["action"] == "label"}
+
+    def unsure(self) -> set[str]:
+        """Paths the expert could not label: never picked again."""
+        done = self.labels()
+        return {a["path"] for a in self.actions() if a["action"] == "unsure" and a["path"] not in done}
+
+    def rounds(self) -> list[dict]:
+        return [e for e in self.log if e["action"] == "round"]
+
+    def current_round(self) -> dict | None:
+        rounds = self.rounds()
+        return rounds[-1] if rounds else None
+
+    def pending(self) -> list[str]:
+        """The current round's picks with no standing action in this round yet, in pick order."""
+        current = self.current_round()
+        if current is None:
+            return []
+        acted = {a["path"] for a in self.actions() if a["round"] == current["round"]}
+        return [p for p in current["picks"] if p not in acted]
+
+    def status(self, path: str) -> str | None:
+        """The standing action on `path` in the current round: 'label:<class>', 'unsure', 'skip', or None."""
+        current = self.current_round()
+        last = None
+        for a in self.actions():
+            if a["path"] == path and current is not None and a["round"] == current["round"]:
+                last = a
+        if last is None:
+            return None
+        return f"label:{last['label']}" if last["action"] == "label" else last["action"]
+
+    # ---- the expert's actions
+
+    def _entry(self, action: str, path: str, label: str | None = None) -> dict:
+        if path not in self._index:
+            raise LabelingError(f"{path!r} is not an unlabeled image of {self.data.root}; label only pool images "
+                                f"(e.g. {self.data.pool_paths[:2]})")
+        current = self.current_round() or {"round": None, "strategy": None, "model_version": None}
+        entry = {"action": action, "path": path, "annotator": self.annotator, "round": current["round"],
+                 "strategy": current["strategy"], "model_version": current["model_version"]}
+        if action == "label":
+            if label not in self.class_names:
+                raise LabelingError(f"unknown class {label!r}; the classes are {list(self.class_names)}")
+            entry["label"] = label
+        return entry
+
+    def _act(self, action: str, path: str, label: str | None = None) -> dict:
+        with self._writing():
+            return self._append(self._entry(action, path, label))[0]
+
+    def label(self, path: str, label: str) -> dict:
+        return self._act("label", path, label)
+
+    def mark_unsure(self, path: str) -> dict:
+        return self._act("unsure", path)
+
+    def skip(self, path: str) -> dict:
+        """Not now: the image stays in the pool and may be picked again."""
+        return self._act("skip", path)
+
+    def undo(self) -> dict | None:
+        """Withdraw the last label/unsure/skip still standing in the current round (earlier rounds' labels trained
+        its model: label such an image again to correct it); returns it, or None when there is nothing to undo."""
+        with self._writing():
+            standing = self.actions()
+            current = self.current_round()
+            if not standing or current is None or standing[-1]["round"] != current["round"]:
+                return None
+            self._append({"action": "undo", "annotator": self.annotator, "round": current["round"]})
+            return standing[-1]
+
+    # ---- training and selection
+
+    def training_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """Images uint8 (N, C, size, size) and labels (N,): the train split plus every pool image labeled here."""
+        train = self.data.dataset.train
+        given = self.labels()
+        code = {name: k for k, name in enumerate(self.class_names)}
+        paths = sorted(given)  # canonical order: equal labels give equal training sets
+        images = self.data.pool[[self._index[p] for p in paths]] if paths else train.images[:0]
+        return (np.concatenate([train.images, images]),
+                np.concatenate([train.labels, np.array([code[given[p]] for p in paths], dtype=np.int64)]))
+
+    def _rare(self, rare_classes) -> tuple[int, ...]:
+        names = list(self.class_names)
+        if isinstance(rare_classes, (str, int, np.integer)):  # one class, not the letters of its name
+            rare_classes = [rare_classes]
+        out = []
+        for c in rare_classes:
+            if isinstance(c, str) and c in names:
+                out.append(names.index(c))
+            elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names):
+                out.append(int(c))
+            else:
+                raise LabelingError(f"rare class {c!r} is not a class of this folder; the classes are {names}")
+        return tuple(sorted(set(out)))
+
+    def fit(self, model: str = "small_cnn", train_config: TrainConfig = TRAINING, device: str = "auto", seed: int | None = None):
+        """A model trained from scratch on everything labeled so far, and its validation metrics (None when the
+        folder has no validation images)."""
+        images, labels = self.training_set()
+        missing = [self.class_names[k] for k in range(len(self.class_names)) if not (labels == k).any()]
+        if missing:
+            raise LabelingError(f"no training image of class(es) {missing}: label at least one of each in the "
+                                "labels CSV before the first round")
+        device, seed = resolve_device(device), self.seed if seed is None else seed
+        net = build_model(model, self.data.dataset.n_channels, len(self.class_names), self.data.dataset.size,
+                          seed=seed)
+        train(net, images, labels, train_config.for_device(device), device, seed)
+        val = self.data.dataset.val
+        metrics = classification_metrics(val.labels, predict(net, val.images, device)) if len(val.labels) else None
+        return net, metrics
+
+    def run_round(self, strategy: str, budget: int, rare_classes, model: str = "small_cnn",
+                  train_config: TrainConfig = TRAINING, device: str = "auto",
+                  embedding: str = "gradients", smi_params: dict | None = None) -> dict:
+        """Train on everything labeled so far, embed the pool, pick `budget` images with `strategy` (an SMI
+        function targeted at `rare_classes`, names or indices, or a baseline), and log the round; returns it.
+        Picks of an earlier round left unlabeled go back to the pool."""
+        if strategy not in STRATEGIES:
+            raise LabelingError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        if embedding not in EMBEDDINGS:
+            raise LabelingError(f"unknown embedding {embedding!r}; choose one of {EMBEDDINGS}")
+        rare = self._rare(rare_classes)
+        if not rare and strategy in FUNCTIONS:
+            raise LabelingError(f"{strategy} targets rare classes: name at least one in rare_classes")
+        given, unsure = self.labels(), self.unsure()
+        available = [p for p in self.data.pool_paths if p not in given and p not in unsure]
+        if not 1 <= budget <= len(available):
+            raise LabelingError(f"budget {budget} must be between 1 and the {len(available)} images still "
+                                "unlabeled")
+        number = len(self.rounds())
+        seed = round_seed(self.seed, number)
+        device = resolve_device(device)
+        start = time.perf_counter()
+        net, metrics = self.fit(model, train_config, device, seed)
+        images, labels = self.training_set()
+        queries = np.isin(labels, rare)  # the labeled rare training images; validation stays for scoring only
+        pool_images = self.data.pool[[self._index[p] for p in available]]
+        probs, feats = predict(net, pool_images, device, features=True)
+        positions = select(strategy, net, probs, feats, images, labels, rare, images[queries], labels[queries],
+                           budget, seed, device, smi_params, embedding)
+        picks = [available[i] for i in positions]
+        digest = hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes() for t in net.state_dict().values()))
+        version = f"r{number}-{digest.hexdigest()[:10]}"
+        write_atomic(self.state_dir / f"round{number}.pt", lambda tmp: torch.save(net.state_dict(), tmp))
+        entry = {
+            "action": "round", "round": number, "strategy": strategy, "budget": budget,
+            "rare_classes": [self.class_names[c] for c in rare], "picks": picks,
+            "predictions": {available[i]: [self.class_names[int(probs[i].argmax())], round(float(probs[i].max()), 4)]
+                            for i in positions},
+            "model_version": version, "validation": _plain(metrics), "seconds": round(time.perf_counter() - start, 1),
+            "parameters": {"model": model, "train": asdict(train_config.for_device(device)), "embedding": embedding,
+                           "smi_params": smi_params or {}, "seed": seed, "device": str(device)}}
+        with self._writing():
+            if len(self.rounds()) != number:
+                raise LabelingError(f"another session ran round {number} of {self.state_dir} meanwhile; reopen the "
+                                    "project to see it")
+            return self._append(entry)[0]
+
+    # ---- what changed
+
+    def counts(self) -> pd.DataFrame:
+        """Per class: images labeled before (the CSV's splits), labeled here, labeled here in the current round,
+        and the total now."""
+        before = self.data.dataset
+        given = self.labels()
+        current = self.current_round()
+        this_round = {a["path"] for a in self.actions() if current is not None and a["round"] == current["round"]}
+        rows = []
+        for k, name in enumerate(self.class_names):
+            here = sum(1 for label in given.values() if label == name)
+            rows.append({"class": name, "train": int((before.train.labels == k).sum()),
+                         "val": int((before.val.labels == k).sum()), "test": int((before.test.labels == k).sum()),
+                         "labeled here": here,
+                         "this round": sum(1 for p, label in given.items() if label == name and p in this_round)})
+        return pd.DataFrame(rows).set_index("class")
+
+    # ---- exports and imports
+
+    def _export(self) -> None:
+        rows = [(p, self.class_names[y], split) for split in ("train", "val", "test")
+                for p, y in zip(self.data.paths(split), getattr(self.data.dataset, split).labels)]
+        rows += [(p, label, "train") for p, label in sorted(self.labels().items())]
+
+        def write(tmp: Path):
+            with open(tmp, "w", newline="") as f:
+                out = csv.writer(f)
+                out.writerow(["path", "label", "split"])
+                out.writerows(rows)
+        write_atomic(self.labels_csv, write)
+
+    def export_file_list(self, path, round_: int | None = None) -> Path:
+        """A round's picks (default: the current one), one absolute path per line."""
+        picks = self._round(round_)["picks"]
+        write_atomic(Path(path), lambda tmp: tmp.write_text("".join(f"{self.data.root / p}\n" for p in picks)))
+        return Path(path)
+
+    def export_label_studio(self, path, round_: int | None = None,
+                            url_prefix: str = "/data/local-files/?d=") -> Path:
+        """A round's picks as Label Studio tasks JSON ([{"data": {"image": url}, "meta": {...}}]); url_prefix +
+        the path relative to the folder is Label Studio's local-files URL when the folder is its document root."""
+        entry = self._round(round_)
+        tasks = [{"data": {"image": f"{url_prefix}{p}"},
+                  "meta": {"path": p, "round": entry["round"], "strategy": entry["strategy"]}} for p in entry["picks"]]
+        write_atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(tasks, indent=1) + "\n"))
+        return Path(path)
+
+    def import_labels(self, csv_path) -> int:
+        """Labels from a CSV of path,label (from another tool) logged as this annotator's labels; returns how many
+        changed. Every row is checked before any is logged."""
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        if not {"path", "label"} <= set(frame.columns):
+            raise LabelingError(f"{csv_path} needs the columns path,label; it has {list(frame.columns)}")
+        for number, row in enumerate(frame.itertuples(), 2):
+            if row.path not in self._index:
+                raise LabelingError(f"{csv_path} line {number}: {row.path!r} is not an unlabeled image of "
+                                    f"{self.data.root}")
+            if row.label not in self.class_names:
+                raise LabelingError(f"{csv_path} line {number}: unknown class {row.label!r}; the classes are "
+                                    f"{list(self.class_names)}")
+        with self._writing():
+            given = self.labels()
+            changed = [self._entry("label", p, label) for p, label in zip(frame["path"], frame["label"])
+                       if given.get(p) != label]
+            if changed:
+                self._append(*changed)
+        return len(changed)
+
+    def _round(self, round_: int | None) -> dict:
+        rounds = self.rounds()
+        if not rounds:
+            raise LabelingError("no round has run yet: run_round first")
+        if round_ is None:
+            return rounds[-1]
+        if not 0 <= round_ < len(rounds):
+            raise LabelingError(f"round {round_} has not run; rounds 0..{len(rounds) - 1} have")
+        return rounds[round_]
+
+    def preview(self, path: str, max_side: int = 384) -> str:
+        """The image at `path` as a PNG data URL, from the original file (at most max_side pixels a side), or from
+        the loaded array when Pillow cannot read the file (DICOM)."""
+        if path not in self._index:
+            raise LabelingError(f"{path!r} is not an unlabeled image of {self.data.root}")
+        try:
+            with Image.open(self.data.root / path) as img:
+                img = img.convert("L" if self.data.dataset.n_channels == 1 else "RGB")
+                img.thumbnail((max_side, max_side))
+        except OSError:
+            arr = self.data.pool[self._index[path]]
+            img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+        if max(img.size) < 128:  # a 28-pixel image is too small to judge: enlarge it, keeping the pixels square
+            img = img.resize((img.width * 128 // max(img.size), img.height * 128 // max(img.size)),
+                             Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        img.save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plain(value):
+    """Metrics as JSON values: NaN as None, numpy numbers as Python ones."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def validation_table(class_names, metrics: dict) -> pd.DataFrame:
+    """Per-class validation accuracy, then balanced accuracy, one column per model: metrics {column: metrics
+    (classification_metrics) or None (no validation images)}."""
+    index = [*class_names, "balanced accuracy"]
+    columns = {}
+    for name, m in metrics.items():
+        if m is None:
+            raise LabelingError("this folder has no validation images: give some the split val in the labels CSV")
+        columns[name] = [*m["per_class_accuracy"], m["balanced_accuracy"]]
+    return pd.DataFrame(columns, index=pd.Index(index, name="class"))

@@ -1,0 +1,218 @@
+"""The labeling loop on a folder of images the test writes: state on disk after every action, resume, exports,
+and the grid widget driven through its Python API and its front-end messages."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clinical_utils import demo
+from clinical_utils.data import load_folder
+from clinical_utils.label_widget import LabelingWidget
+from clinical_utils.labeling import LabelingError, LabelingProject, validation_table
+from clinical_utils.train import TrainConfig
+
+FAST = TrainConfig(epochs=2, batch_size=8, precision="fp32")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Grey 28-pixel scans of two classes told apart by brightness: 'clear' (dark) and 'lesion' (bright, rare).
+    Labeled: train 6 clear + 3 lesion, val 3 + 3; the pool: 24 clear + 6 lesion, unlabeled."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "scans"
+    (root / "pool").mkdir(parents=True)
+    rows = []
+
+    def write(rel, bright):
+        pixels = rng.normal(190 if bright else 60, 20, (28, 28)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / rel)
+
+    for split, n_clear, n_lesion in (("train", 6, 3), ("val", 3, 3)):
+        for k in range(n_clear + n_lesion):
+            rel = f"{split}_{k}.png"
+            write(rel, k >= n_clear)
+            rows.append((rel, "lesion" if k >= n_clear else "clear", split))
+    truth = {}
+    for k in range(30):
+        rel = f"pool/scan_{k:02d}.png"
+        write(rel, k % 5 == 0)
+        truth[rel] = "lesion" if k % 5 == 0 else "clear"
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "split"), *rows])
+    return root, tmp_path / "labels.csv", truth
+
+
+def csv_labels(project) -> dict:
+    with open(project.labels_csv) as f:
+        return {row["path"]: row["label"] for row in csv.DictReader(f) if row["path"].startswith("pool/")}
+
+
+def test_labels_reach_the_csv_after_every_click_and_undo_withdraws_them(folder):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels, annotator="dr_a")
+    round_ = project.run_round("random", 5, ["lesion"], train_config=FAST)
+    assert round_["round"] == 0 and len(round_["picks"]) == 5 and round_["model_version"].startswith("r0-")
+    assert (project.state_dir / "round0.pt").exists() and set(round_["predictions"]) == set(round_["picks"])
+    widget = LabelingWidget(project)
+    assert widget.progress == "0 of 5 labeled" and widget.current == 0
+    assert all(item["prediction"] is None for item in widget.items)  # the model's guess only on request
+    first = widget.items[0]["path"]
+    seen = []
+    widget.on_submit(lambda path, label: seen.append((path, label)))
+    widget.label(truth[first])
+    assert csv_labels(project) == {first: truth[first]} and seen == [(first, truth[first])]
+    assert widget.progress == "1 of 5 labeled" and widget.current == 1
+    second = widget.items[1]["path"]
+    widget.skip()
+    widget.mark_unsure()
+    undone = []
+    widget.on_undo(undone.append)
+    assert widget.progress == "1 of 5 labeled, 2 set aside"
+    widget.undo()  # withdraws "unsure" on the third pick, which becomes current again
+    assert undone[0]["action"] == "unsure" and widget.current == 2
+    assert project.status(second) == "skip" and csv_labels(project) == {first: truth[first]}
+    widget.undo()
+    widget.undo()
+    assert csv_labels(project) == {} and widget.progress == "0 of 5 labeled" and widget.current == 0
+    widget._on_front_end(widget, {"action": "undo"}, [])
+    assert widget.message == "nothing to undo in this round"
+    log = [json.loads(line) for line in project.log_path.read_text().splitlines()]
+    assert [e["action"] for e in log] == ["round", "label", "skip", "unsure", "undo", "undo", "undo"]
+    assert all(e["annotator"] == "dr_a" for e in log[1:]) and log[1]["model_version"] == round_["model_version"]
+    widget.show_predictions = True
+    assert all(item["prediction"] for item in widget.items)
+
+
+def test_the_front_end_messages_act_and_errors_show_in_the_grid(folder):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    project.run_round("entropy", 3, ["lesion"], train_config=FAST)
+    widget = LabelingWidget(project)
+    widget._on_front_end(widget, {"action": "select", "index": 2}, [])
+    widget._on_front_end(widget, {"action": "label", "label": "lesion"}, [])
+    assert project.labels() == {widget.items[2]["path"]: "lesion"} and widget.message == ""
+    widget._on_front_end(widget, {"action": "label", "label": "tumour"}, [])
+    assert "unknown class 'tumour'" in widget.message and len(project.labels()) == 1
+
+
+def test_reopening_resumes_where_the_expert_stopped(folder):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    picks = project.run_round("random", 4, ["lesion"], train_config=FAST)["picks"]
+    project.label(picks[0], truth[picks[0]])
+    project.skip(picks[1])
+    again = LabelingProject(root, labels)  # a new kernel, the same folder
+    assert again.pending() == picks[2:] and again.labels() == project.labels()
+    assert LabelingWidget(again).current == 2
+    for path in again.pending():
+        again.label(path, truth[path])
+    assert again.pending() == []
+    second = again.run_round("random", 4, ["lesion"], train_config=FAST)
+    assert second["round"] == 1 and picks[1] in set(again.data.pool_paths) - set(again.labels())  # skipped: back
+    images, y = again.training_set()
+    assert len(y) == 9 + 3  # the train split and the three labeled picks
+    assert again.undo() is None  # the last round's labels trained this round's model: not undone from here
+    unsure = next(p for p in second["picks"])
+    again.mark_unsure(unsure)
+    third = again.run_round("random", 20, "lesion", train_config=FAST)  # one class, by name
+    assert unsure not in third["picks"]  # unsure: never asked again
+
+
+def test_an_action_cut_off_by_a_kill_is_dropped_and_damage_elsewhere_is_named(folder):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    picks = project.run_round("random", 3, ["lesion"], train_config=FAST)["picks"]
+    project.label(picks[0], truth[picks[0]])
+    with open(project.log_path, "ab") as f:
+        f.write(b'{"action": "label", "path": "pool/sc')  # the click in flight when the kernel died
+    again = LabelingProject(root, labels)
+    assert again.labels() == {picks[0]: truth[picks[0]]}
+    again.label(picks[1], truth[picks[1]])  # starts on a line of its own
+    assert len(LabelingProject(root, labels).labels()) == 2
+    with open(again.log_path, "rb+") as f:  # a whole last entry whose newline was cut
+        f.truncate(f.seek(0, 2) - 1)
+    third = LabelingProject(root, labels)
+    third.label(picks[2], truth[picks[2]])
+    assert len(LabelingProject(root, labels).labels()) == 3
+    lines = again.log_path.read_text().splitlines()
+    again.log_path.write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    with pytest.raises(LabelingError, match="line 2 is damaged"):
+        LabelingProject(root, labels)
+
+
+def test_two_sessions_on_one_folder_see_each_others_actions(folder):
+    root, labels, truth = folder
+    first, second = LabelingProject(root, labels), LabelingProject(root, labels)  # e.g. a stale widget's kernel
+    picks = first.run_round("random", 3, ["lesion"], train_config=FAST)["picks"]
+    second.label(picks[0], truth[picks[0]])  # second had not seen the round: it reads the log first
+    assert second.labels() == {picks[0]: truth[picks[0]]} and second.log[1]["round"] == 0
+    first.label(picks[1], truth[picks[1]])
+    assert first.labels() == {p: truth[p] for p in picks[:2]} and csv_labels(second) == first.labels()
+    assert second.undo()["path"] == picks[1]  # the last action on disk, whoever made it
+    assert LabelingProject(root, labels).labels() == {picks[0]: truth[picks[0]]}
+
+
+def test_bad_input_is_named(folder, tmp_path):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    with pytest.raises(LabelingError, match="no round has run yet"):
+        project.export_file_list(tmp_path / "picks.txt")
+    with pytest.raises(LabelingError, match="unknown strategy 'fastest'"):
+        project.run_round("fastest", 3, ["lesion"])
+    with pytest.raises(LabelingError, match="rare class 'tumour' is not a class"):
+        project.run_round("flqmi", 3, ["tumour"])
+    with pytest.raises(LabelingError, match="budget 31 must be between 1 and the 30"):
+        project.run_round("random", 31, ["lesion"])
+    with pytest.raises(LabelingError, match="targets rare classes"):
+        project.run_round("flqmi", 3, [])
+    with pytest.raises(LabelingError, match="not an unlabeled image"):
+        project.label("train_0.png", "clear")
+    with pytest.raises(LabelingError, match="unknown class 'tumour'"):
+        project.label("pool/scan_00.png", "tumour")
+    with pytest.raises(LabelingError, match="size: stored 28, asked 64"):
+        LabelingProject(root, labels, size=64)
+    with pytest.raises(LabelingError, match="unknown embedding 'pixels'"):
+        project.run_round("flqmi", 3, ["lesion"], embedding="pixels")
+    project.run_round("random", 3, ["lesion"], train_config=FAST)
+    project.label(project.pending()[0], "clear")
+    (root / next(iter(project.labels()))).unlink()  # a labeled image deleted meanwhile
+    with pytest.raises(LabelingError, match="no longer unlabeled"):
+        LabelingProject(root, labels)
+    assert LabelingProject(root, labels, size=64, state_dir=tmp_path / "other").labels() == {}
+
+
+def test_exports_and_imports(folder, tmp_path):
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    picks = project.run_round("flqmi", 5, ["lesion"], train_config=FAST)["picks"]
+    listed = project.export_file_list(tmp_path / "picks.txt").read_text().splitlines()
+    assert listed == [str(root.resolve() / p) for p in picks]
+    tasks = json.loads(project.export_label_studio(tmp_path / "tasks.json").read_text())
+    assert [t["data"]["image"] for t in tasks] == [f"/data/local-files/?d={p}" for p in picks]
+    assert tasks[0]["meta"] == {"path": picks[0], "round": 0, "strategy": "flqmi"}
+    other_tool = tmp_path / "from_label_studio.csv"
+    other_tool.write_text("path,label\n" + "".join(f"{p},{truth[p]}\n" for p in picks))
+    assert project.import_labels(other_tool) == 5 and project.import_labels(other_tool) == 0
+    assert project.pending() == [] and csv_labels(project) == {p: truth[p] for p in picks}
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"path,label\n{picks[0]},clear\npool/none.png,clear\n")
+    with pytest.raises(LabelingError, match="line 3: 'pool/none.png' is not an unlabeled image"):
+        project.import_labels(bad)
+    assert project.labels()[picks[0]] == truth[picks[0]]  # checked before any row was logged
+    # the exported CSV is a labels CSV again: the same splits, the picks in train
+    reloaded = load_folder(root, project.labels_csv)
+    assert len(reloaded.train_paths) == 9 + 5 and reloaded.val_paths == project.data.val_paths
+    _, metrics = project.fit(train_config=FAST)
+    table = validation_table(project.class_names, {"after": metrics})
+    assert list(table.index) == ["clear", "lesion", "balanced accuracy"]
+
+
+def test_the_demo_folder_is_pneumonia_scans_with_a_few_labels(tmp_path, real_root):
+    folder = demo.write_pneumonia_folder(tmp_path / "demo", pool_normal=19, pool_pneumonia=1, train_normal=4,
+                                         train_pneumonia=2, val_per_class=2, root=real_root)
+    data = load_folder(folder, folder / "labels.csv")
+    assert data.dataset.class_names == ("normal", "pneumonia") and len(data.pool_paths) == 20
+    answers = dict(csv.reader(open(demo.answers_path(folder))))
+    assert sorted(answers) == sorted([*data.pool_paths, "path"]) and list(answers.values()).count("pneumonia") == 1
