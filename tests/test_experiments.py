@@ -91,6 +91,13 @@ def test_summary_notebook_is_the_generated_one():
     assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.summary_notebook().cells]
 
 
+def test_label_my_images_is_the_generated_one():
+    import make_notebooks
+
+    committed = nbformat.read(make_notebooks.HERE / "label_my_images.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.labeling_notebook().cells]
+
+
 @pytest.fixture
 def download_root(tmp_path):
     return str(write_download_sets(tmp_path / "data"))
