@@ -133,7 +133,8 @@ def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, t
     if threads is None:
         info = get_client().scheduler_info()["workers"]
         slots = sum(w["nthreads"] for address, w in info.items() if urlparse(address).hostname == host)
-        threads = max(1, len(os.sched_getaffinity(0)) // max(1, slots))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS: all
+        threads = max(1, cores // max(1, slots))
     os.environ.update(env)  # the kernel inherits them; this process runs no other shard meanwhile
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when the kernel imports it
         os.environ[name] = str(threads)
