@@ -35,31 +35,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_lab(root: Path, settings: Path, log: Path) -> tuple[subprocess.Popen, str | None]:
+    """A JupyterLab server on a free port of 127.0.0.1 and its URL, or None for the URL when it did not come up.
+    port_retries=0: if another process took the port meanwhile, the server stops instead of moving to another."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+         "--ip=127.0.0.1", "--allow-root", "--IdentityProvider.token=", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env={**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "OMP_NUM_THREADS": "1"},
+        stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        try:  # straight to the server: a proxy in the environment must not answer for it
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/api/status", timeout=2)
+            return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    return server, None
+
+
 @pytest.fixture
 def lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving tmp_path, no token, news and update checks off; yields its URL."""
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
-                                                                            "checkForUpdates": False}))
-    port = free_port()
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
-         "--IdentityProvider.token=", f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status", timeout=2)
+    """A JupyterLab server serving tmp_path, no token, news and update checks off; yields its URL."""
+    settings = tmp_path / "lab-settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    log = tmp_path / "jupyterlab.log"
+    for _ in range(3):  # a port taken between free_port() and the server's bind: try another
+        server, url = start_lab(tmp_path, settings, log)
+        if url is not None:
             break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("JupyterLab did not start within 60 s")
-            time.sleep(0.5)
+    else:
+        pytest.fail(f"JupyterLab did not start (exit {server.poll()}); its log ends:\n"
+                    + "\n".join(log.read_text().splitlines()[-15:]))
     yield url
     server.terminate()
     server.wait(timeout=30)
