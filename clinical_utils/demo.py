@@ -10,14 +10,13 @@ labeling code). The folder is generated data: it is not committed.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .data import load_medmnist
-from .records import write_atomic
+from .records import write_atomic, write_csv_atomic
 
 CLASSES = ("normal", "pneumonia")
 
@@ -53,18 +52,9 @@ def write_pneumonia_folder(folder, pool_normal: int = 380, pool_pneumonia: int =
         rows += [(save(data.train.images[i], f"labeled_train_{CLASSES[c]}_{i}"), CLASSES[c], "train")
                  for i in train[c]]
         rows += [(save(data.val.images[i], f"labeled_val_{CLASSES[c]}_{i}"), CLASSES[c], "val") for i in val[c]]
-    _write_csv(folder / "labels.csv", ["path", "label", "split"], rows)
-    _write_csv(answers_path(folder), ["path", "label"], answers)
+    write_csv_atomic(folder / "labels.csv", ["path", "label", "split"], rows)
+    write_csv_atomic(answers_path(folder), ["path", "label"], answers)
     return folder
-
-
-def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
-    def write(tmp: Path):
-        with open(tmp, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(header)
-            out.writerows(rows)
-    write_atomic(path, write)
 
 
 if __name__ == "__main__":

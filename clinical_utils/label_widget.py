@@ -159,10 +159,11 @@ class LabelingWidget(anywidget.AnyWidget):
     def _refresh(self, current: int | None = None) -> None:
         picks = self._picks()
         predictions = (self.project.current_round() or {}).get("predictions", {})
+        statuses = self.project.statuses()
         for path in picks:
             if path not in self._sources:
                 self._sources[path] = self.project.preview(path)
-        self.items = [{"path": p, "src": self._sources[p], "status": self.project.status(p),
+        self.items = [{"path": p, "src": self._sources[p], "status": statuses.get(p),
                        "prediction": (f"{predictions[p][0]} {predictions[p][1]:.0%}"
                                       if self.show_predictions and p in predictions else None)} for p in picks]
         labeled = sum(1 for item in self.items if (item["status"] or "").startswith("label:"))

@@ -18,7 +18,6 @@ click in flight, and reopening the project resumes exactly where the expert stop
 from __future__ import annotations
 
 import base64
-import csv
 import getpass
 import hashlib
 import io
@@ -30,7 +29,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import filelock
-
 import numpy as np
 import pandas as pd
 import torch
@@ -39,7 +37,7 @@ from PIL import Image
 from .data import FolderData, load_folder
 from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
 from .models import build_model
-from .records import differing, write_atomic
+from .records import differing, write_atomic, write_csv_atomic
 from .selection import FUNCTIONS
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
@@ -173,24 +171,22 @@ class LabelingProject:
         rounds = self.rounds()
         return rounds[-1] if rounds else None
 
-    def pending(self) -> list[str]:
-        """The current round's picks with no standing action in this round yet, in pick order."""
+    def statuses(self) -> dict[str, str]:
+        """{path: its standing action in the current round: 'label:<class>', 'unsure' or 'skip'}."""
         current = self.current_round()
         if current is None:
-            return []
-        acted = {a["path"] for a in self.actions() if a["round"] == current["round"]}
-        return [p for p in current["picks"] if p not in acted]
+            return {}
+        return {a["path"]: f"label:{a['label']}" if a["action"] == "label" else a["action"]
+                for a in self.actions() if a["round"] == current["round"]}
+
+    def pending(self) -> list[str]:
+        """The current round's picks with no standing action in this round yet, in pick order."""
+        current, acted = self.current_round(), self.statuses()
+        return [] if current is None else [p for p in current["picks"] if p not in acted]
 
     def status(self, path: str) -> str | None:
-        """The standing action on `path` in the current round: 'label:<class>', 'unsure', 'skip', or None."""
-        current = self.current_round()
-        last = None
-        for a in self.actions():
-            if a["path"] == path and current is not None and a["round"] == current["round"]:
-                last = a
-        if last is None:
-            return None
-        return f"label:{last['label']}" if last["action"] == "label" else last["action"]
+        """The standing action on `path` in the current round (see `statuses`), or None."""
+        return self.statuses().get(path)
 
     # ---- the expert's actions
 
@@ -327,9 +323,7 @@ class LabelingProject:
         """Per class: images labeled before (the CSV's splits), labeled here, labeled here in the current round,
         and the total now."""
         before = self.data.dataset
-        given = self.labels()
-        current = self.current_round()
-        this_round = {a["path"] for a in self.actions() if current is not None and a["round"] == current["round"]}
+        given, this_round = self.labels(), self.statuses()
         rows = []
         for k, name in enumerate(self.class_names):
             here = sum(1 for label in given.values() if label == name)
@@ -345,13 +339,7 @@ class LabelingProject:
         rows = [(p, self.class_names[y], split) for split in ("train", "val", "test")
                 for p, y in zip(self.data.paths(split), getattr(self.data.dataset, split).labels)]
         rows += [(p, label, "train") for p, label in sorted(self.labels().items())]
-
-        def write(tmp: Path):
-            with open(tmp, "w", newline="") as f:
-                out = csv.writer(f)
-                out.writerow(["path", "label", "split"])
-                out.writerows(rows)
-        write_atomic(self.labels_csv, write)
+        write_csv_atomic(self.labels_csv, ["path", "label", "split"], rows)
 
     def export_file_list(self, path, round_: int | None = None) -> Path:
         """A round's picks (default: the current one), one absolute path per line."""

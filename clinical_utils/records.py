@@ -8,6 +8,7 @@ and concurrent writers never see half a file.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -93,6 +94,16 @@ def write_atomic(path: Path, write) -> None:
 
 def write_json_atomic(path: Path, record: dict) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"))
+
+
+def write_csv_atomic(path: Path, header: list[str], rows) -> None:
+    """A CSV with a header row, written as `write_atomic` writes."""
+    def write(tmp: Path):
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(header)
+            out.writerows(rows)
+    write_atomic(path, write)
 
 
 def read_json(path: Path) -> dict:

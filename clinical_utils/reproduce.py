@@ -23,7 +23,6 @@ import ast
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -168,10 +167,11 @@ def _run_one(name: str, params: dict, notebooks: Path, run: Path) -> Outcome:
 
 
 def _summary(profile: str, overrides: dict, notebooks: Path, run: Path) -> Outcome:
-    results = (notebooks / notebook_parameters(SUMMARY, profile, overrides)["results_dir"]).resolve()
+    params = notebook_parameters(SUMMARY, profile, overrides)
+    results = (notebooks / params["results_dir"]).resolve()
     if not any(results.glob("*/*/seed*.json")):
         return Outcome(SUMMARY, "skipped", f"no run records under {results}")
-    return _run_one(SUMMARY, notebook_parameters(SUMMARY, profile, overrides), notebooks, run)
+    return _run_one(SUMMARY, params, notebooks, run)
 
 
 def seed_records(name: str, config, seed: int, notebooks: Path) -> list[Path]:

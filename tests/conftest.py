@@ -1,8 +1,12 @@
-"""Fixtures: small files in MedMNIST's .npz format, written by the tests, and the offline real data."""
+"""Fixtures: small files in MedMNIST's .npz format and a folder of scans with a labels CSV, written by the tests, and
+the offline real data."""
+import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from medmnist_fixtures import write_download_sets, write_medmnist_npz
 
@@ -22,6 +26,34 @@ def real_root():
     if not root:
         pytest.skip("MEDMNIST_ROOT is not set; point it at a folder with the official MedMNIST files")
     return Path(root)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Grey 28-pixel scans of two classes told apart by brightness: 'clear' (dark) and 'lesion' (bright, rare).
+    Labeled: train 6 clear + 3 lesion, val 3 + 3; the pool: 24 clear + 6 lesion, unlabeled."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "scans"
+    (root / "pool").mkdir(parents=True)
+    rows = []
+
+    def write(rel, bright):
+        pixels = rng.normal(190 if bright else 60, 20, (28, 28)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / rel)
+
+    for split, n_clear, n_lesion in (("train", 6, 3), ("val", 3, 3)):
+        for k in range(n_clear + n_lesion):
+            rel = f"{split}_{k}.png"
+            write(rel, k >= n_clear)
+            rows.append((rel, "lesion" if k >= n_clear else "clear", split))
+    truth = {}
+    for k in range(30):
+        rel = f"pool/scan_{k:02d}.png"
+        write(rel, k % 5 == 0)
+        truth[rel] = "lesion" if k % 5 == 0 else "clear"
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "split"), *rows])
+    return root, tmp_path / "labels.csv", truth
 
 
 NOTEBOOK_DIR = Path(__file__).parent / "notebooks"

@@ -3,9 +3,7 @@ and the grid widget driven through its Python API and its front-end messages."""
 import csv
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from clinical_utils import demo
 from clinical_utils.data import load_folder
@@ -14,34 +12,6 @@ from clinical_utils.labeling import LabelingError, LabelingProject, validation_t
 from clinical_utils.train import TrainConfig
 
 FAST = TrainConfig(epochs=2, batch_size=8, precision="fp32")
-
-
-@pytest.fixture
-def folder(tmp_path):
-    """Grey 28-pixel scans of two classes told apart by brightness: 'clear' (dark) and 'lesion' (bright, rare).
-    Labeled: train 6 clear + 3 lesion, val 3 + 3; the pool: 24 clear + 6 lesion, unlabeled."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "scans"
-    (root / "pool").mkdir(parents=True)
-    rows = []
-
-    def write(rel, bright):
-        pixels = rng.normal(190 if bright else 60, 20, (28, 28)).clip(0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(root / rel)
-
-    for split, n_clear, n_lesion in (("train", 6, 3), ("val", 3, 3)):
-        for k in range(n_clear + n_lesion):
-            rel = f"{split}_{k}.png"
-            write(rel, k >= n_clear)
-            rows.append((rel, "lesion" if k >= n_clear else "clear", split))
-    truth = {}
-    for k in range(30):
-        rel = f"pool/scan_{k:02d}.png"
-        write(rel, k % 5 == 0)
-        truth[rel] = "lesion" if k % 5 == 0 else "clear"
-    with open(tmp_path / "labels.csv", "w", newline="") as f:
-        csv.writer(f).writerows([("path", "label", "split"), *rows])
-    return root, tmp_path / "labels.csv", truth
 
 
 def csv_labels(project) -> dict:

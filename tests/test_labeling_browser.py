@@ -16,7 +16,6 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from clinical_utils.labeling import LabelingProject
-from test_labeling import folder  # noqa: F401  (the fixture: a folder of scans and a labels CSV)
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "label_my_images.ipynb"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -88,7 +87,7 @@ def open_and_run(browser, url: str):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: install Debian's chromium package (apt-get install "
                                              "chromium) to run the browser test")
-def test_an_expert_labels_in_the_browser_and_the_labels_are_on_disk(lab, folder, tmp_path):  # noqa: F811
+def test_an_expert_labels_in_the_browser_and_the_labels_are_on_disk(lab, folder, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     root, labels, truth = folder
