@@ -195,10 +195,15 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, images, device: str | torch.device = "auto", batch_size: int = 1024,
+def predict(model: torch.nn.Module, images, device: str | torch.device = "auto", batch_size: int | None = None,
             features: bool = False):
-    """Class probabilities (N, K) float32, and with `features=True` also penultimate features (N, d)."""
+    """Class probabilities (N, K) float32, and with `features=True` also penultimate features (N, d).
+
+    batch_size: None for 128 images on the CPU (ResNet-18 (28) on 1,103 images: 4.8 s against 6.9 s at 1,024, the
+    outputs bit for bit the same) and 1,024 elsewhere.
+    """
     device = resolve_device(device)
+    batch_size = batch_size or (128 if device.type == "cpu" else 1024)
     x_all = as_uint8_tensor(images, device)
     cuda = device.type == "cuda"
     model.to(device).eval()
@@ -244,6 +249,6 @@ def classification_metrics(labels, probs) -> dict:
 
 
 def evaluate(model: torch.nn.Module, images, labels, device: str | torch.device = "auto",
-             batch_size: int = 1024) -> dict:
+             batch_size: int | None = None) -> dict:
     """`classification_metrics` of the model's predictions on uint8 images (N, C, H, W)."""
     return classification_metrics(labels, predict(model, images, device, batch_size))

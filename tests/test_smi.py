@@ -47,17 +47,18 @@ def test_picks_match_submodlib_naive_greedy(function):
 
 
 @pytest.mark.parametrize("function", ["flmi", "flcmi"])
-def test_bf16_bounds_kept_kernel_and_streamed_blocks_give_the_same_picks(function):
-    """The three ways facility location gets kernel entries pick the same points: bf16 bounds with fp32
-    picks (the default), the fp32 pool kernel kept in memory, fp32 blocks computed when needed."""
+def test_kept_kernel_bf16_bounds_and_streamed_blocks_give_the_same_picks(function):
+    """The three ways facility location gets kernel entries pick the same points: the fp32 pool kernel kept in
+    memory with every gain kept current (the default where it fits), bf16 bounds with fp32 picks, fp32 blocks
+    computed when needed (both by lazy greedy)."""
     for seed in (3, 4, 5, 6):
         pool, query, private, budget, params = _problem(seed, function)
         nu = params["nu"] if function == "flcmi" else None
         picks = []
-        for budget_bytes, fast in ((1 << 30, True), (1 << 30, False), (0, False)):
+        for budget_bytes, fast in ((1 << 30, True), (0, True), (0, False)):
             space = smi._Space(torch.tensor(pool), torch.tensor(query), None if private is None else
                                torch.tensor(private), "cosine01", budget_bytes, fast_bounds=fast)
-            assert (space.low is not None) == fast and (space.dense is not None) == (budget_bytes > 0 and not fast)
+            assert (space.dense is not None) == (budget_bytes > 0) and (space.low is not None) == (fast and not budget_bytes)
             picks.append(smi._facility_location(space, range(budget), params["eta"], nu))
         assert picks[0] == picks[1] == picks[2]
         np.testing.assert_array_equal(smi_select(function, pool, query, budget, private, **params), picks[0])
@@ -130,20 +131,51 @@ def test_indefinite_logdet_kernel_is_an_error_not_nan():
         smi_select("logdetmi", pool, query, 10, eta=50.0, lam=0.01)
 
 
-def test_large_pool_path_matches_submodlib():
-    """From n = 4,096 facility location bounds gains in bf16 and picks in fp32; submodlib must agree."""
+@pytest.mark.parametrize("memory_budget", [1 << 30, 0])
+def test_large_pool_paths_match_submodlib(memory_budget):
+    """From n = 4,096 facility location either keeps the kernel (where it fits) or bounds gains in bf16 and picks
+    in fp32 (memory_budget 0); submodlib must agree with both."""
     rng = np.random.default_rng(11)
     n, d = 4500, 64
     centres = rng.normal(size=(8, d))
     pool = (centres[rng.integers(0, 8, n)] + 0.7 * rng.normal(size=(n, d))).astype(np.float32)
     query = (centres[rng.integers(0, 2, 10)] + 0.7 * rng.normal(size=(10, d))).astype(np.float32)
     assert n >= smi.FAST_BOUNDS_MIN_N
-    ours = smi_select("flmi", pool, query, 30)
+    ours = smi_select("flmi", pool, query, 30, memory_budget=memory_budget)
     theirs = smi_select("flmi", pool, query, 30, backend="submodlib")
     f = submodlib_function("flmi", torch.tensor(pool), torch.tensor(query))
     assert np.array_equal(ours, theirs) or f.evaluate(set(ours.tolist())) >= f.evaluate(
         set(theirs.tolist())) * (1 - 1e-5)
     np.testing.assert_array_equal(ours[:10], theirs[:10])  # the picks with real gains agree exactly
+
+
+@pytest.mark.parametrize("function", ["flmi", "flcmi"])
+@pytest.mark.parametrize("data", ["isotropic", "gradients"])
+def test_kept_gains_pick_as_fresh_ones_on_near_ties(function, data, monkeypatch):
+    """Unclustered data and two-class gradient embeddings leave many candidates within float32 rounding of the
+    best gain after a few picks; the kept gains (lowered pick by pick) must still pick what lazy greedy picks
+    from freshly computed gains: on the kept kernel, after lazy greedy hands over, and with lazy greedy alone."""
+    rng = np.random.default_rng(5)
+    n, d = 3000, 128
+    if data == "isotropic":
+        pool, query, private = (torch.tensor(rng.normal(size=(m, d)), dtype=torch.float32) for m in (n, 10, 10))
+    else:
+        def grad(m, labels=None):
+            probs = rng.dirichlet([0.3, 0.3], size=m).astype(np.float32)
+            return gradient_embedding(probs, np.abs(rng.normal(size=(m, d))).astype(np.float32), labels)
+        pool, query, private = grad(n), grad(10, np.ones(10, int)), grad(10, np.zeros(10, int))
+    private = private if function == "flcmi" else None
+    kept = smi_select(function, pool, query, 200, private)
+    handovers = []
+    take_over = smi._kept_gains_greedy
+    monkeypatch.setattr(smi, "_kept_gains_greedy", lambda *a: handovers.append(len(a[4][3])) or take_over(*a))
+    handed_over = smi_select(function, pool, query, 200, private, memory_budget=0)
+    if data == "isotropic":  # bounds do not separate near-equal gains: lazy greedy picks some, then hands over
+        assert handovers and 0 < handovers[0] < 200
+    monkeypatch.setattr(smi, "SWITCH_RATIO", float("inf"))
+    lazy = smi_select(function, pool, query, 200, private, memory_budget=0)
+    np.testing.assert_array_equal(kept, handed_over)
+    np.testing.assert_array_equal(kept, lazy)
 
 
 @pytest.mark.parametrize("function", ["flmi", "flqmi", "logdetmi"])

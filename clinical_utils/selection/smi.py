@@ -24,11 +24,13 @@ strictly larger gain). The facility-location objectives use lazy greedy, which f
 function picks exactly what naive greedy picks; LogDetMI/CMI are not submodular, so every gain is
 recomputed every step, in O(n (d + |Q| + |P| + |A|)) with incremental Cholesky factors.
 
-Memory is linear in n. Kernel entries are computed in blocks when needed; facility location computes them
-only for the rows that can still gain (rows whose contribution has not reached its cap), first as bf16
-upper bounds with a rigorous error term, then in fp32 for the candidate about to be picked. Where bf16
-bounds do not apply (rbf kernel, factored gradient embeddings, or n below about 4,000, where they cost more
-than they save) the fp32 pool kernel is kept instead if it fits in `memory_budget`.
+Memory is linear in n, except where facility location keeps the fp32 pool kernel: it does when the kernel fits
+in `memory_budget` (default: up to n = 16,384) and then keeps every candidate's gain current, lowering it over
+the rows each pick changes. Larger pools compute kernel entries in blocks when needed, only for the rows that
+can still gain (rows whose contribution has not reached its cap), by lazy greedy: first as bf16 upper bounds
+with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000), then in fp32 for the
+candidate about to be picked. Where the bounds stop separating the candidates (unclustered data), lazy greedy
+hands the remaining picks to the kept-gains greedy, computing kernel rows as it needs them.
 """
 from __future__ import annotations
 
@@ -49,6 +51,9 @@ BACKENDS = ("native", "submodlib")
 FLOAT_MIN = torch.finfo(torch.float32).tiny  # std::numeric_limits<float>::min(), submodlib's start for max_q
 BLOCK_BYTES = 1 << 26  # one kernel block in flight: 64 MiB
 FAST_BOUNDS_MIN_N = 4096
+U32 = 2.0 ** -24  # float32's unit roundoff
+SUM_ROWS = 8  # kernel rows per float32 sum when a pick lowers the kept gains
+SWITCH_RATIO = 2.0  # lazy greedy hands over when a step costs this many times keeping the gains current
 
 
 def smi_select(function: str, pool, query, budget: int, private=None, *, eta: float = 1.0, nu: float = 1.0,
@@ -59,9 +64,10 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
 
     pool (n, d), query (|Q|, d), private (|P|, d): float arrays or tensors, or `GradientEmbedding`s.
     eta: query magnification (queryDiversityEta for flqmi); nu: privacy hardness; lam: added to the
-    log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel when bf16 bounds
-    do not apply (rbf kernel, gradient embeddings, small pools). device: where the native backend computes (default: the
-    pool tensor's device). progress: a tqdm bar over the picks (None: only on a terminal). Returns pool
+    log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel (4 n^2 bytes; the
+    default keeps it up to n = 16,384), the fastest path on every input measured; larger pools bound gains in
+    bf16 (cosine kernels on plain embeddings) or compute kernel blocks when needed. device: where the native
+    backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a terminal). Returns pool
     indices (budget,) int64, in pick order.
     """
     if function not in FUNCTIONS:
@@ -81,7 +87,7 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     if backend == "submodlib":
         from .reference import submodlib_select
         return submodlib_select(function, pool, query, budget, private, eta=eta, nu=nu, lam=lam, kernel=kernel)
-    # only facility location reads pool-pool entries again and again: it alone keeps bf16 copies or the kernel;
+    # only facility location reads pool-pool entries again and again: it alone keeps the kernel or bf16 copies;
     # below a few thousand points the bf16 set-up costs more than it saves (measured crossover: n ~ 4,000)
     repeated = function in ("flmi", "flcmi")
     space = _Space(pool, query, private, kernel, memory_budget if repeated else 0,
@@ -126,9 +132,9 @@ def _argmax_last(values: torch.Tensor) -> int:
 
 
 class _Rows(NamedTuple):
-    """Pool rows gathered for one greedy step: the mask, exact rows (unless the kernel is kept), bf16 rows."""
+    """Pool rows gathered for one greedy step: the mask, exact rows, bf16 rows."""
     mask: torch.Tensor
-    exact: Prepared | None
+    exact: Prepared
     low: torch.Tensor | None
 
 
@@ -145,7 +151,11 @@ class _Space:
         self.private = None if private is None else prepare(private, kernel, "private")
         self.block = max(1, BLOCK_BYTES // (4 * self.n))
         self.dense = self.low = None
-        if fast_bounds and kernel != "rbf" and torch.is_tensor(self.pool.emb):
+        if 4 * self.n * self.n <= memory_budget:
+            # keep the pool kernel where it fits: measured faster than bf16 bounds at every n (1.5 s against 2.2 s
+            # on clustered data at n = 10,000, 1.6 s against 10 s on unclustered data; bench_selection.py)
+            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
+        elif fast_bounds and kernel != "rbf" and torch.is_tensor(self.pool.emb):
             # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; the picks stay exact).
             # Measured: from n ~ 4,000 up this beats keeping the fp32 pool kernel, in time and in memory.
             x = self.pool.emb
@@ -165,8 +175,6 @@ class _Space:
             # reused buffers: a fresh 64 MiB tensor per block costs more in page faults than the product
             self._low_buffer = torch.empty(self.block * self.n, dtype=torch.bfloat16, device=self.device)
             self.buffer = torch.empty(self.block * self.n, device=self.device)
-        elif 4 * self.n * self.n <= memory_budget:  # no bf16 bounds: keep the pool kernel if it fits
-            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
 
     def sim(self, a: Prepared, b: Prepared) -> torch.Tensor:
         return similarity(a, b, self.kernel, self.scale)
@@ -177,15 +185,13 @@ class _Space:
 
     def live_rows(self, mask: torch.Tensor) -> _Rows:
         """Gather the pool rows in `mask` once, for all the blocks computed against them this step."""
-        exact = None if self.dense is not None else rows(self.pool, mask)
+        exact = rows(self.pool, mask)
         if self.low is None:
             return _Rows(mask, exact, None)
         return _Rows(mask, exact, self.low[mask])
 
     def block_of(self, idx: torch.Tensor, of: _Rows) -> torch.Tensor:
         """Exact kernel entries (len(idx), rows): pool points idx against the gathered rows; a fresh tensor."""
-        if self.dense is not None:
-            return self.dense[idx][:, of.mask]
         return self.sim(rows(self.pool, idx), of.exact)
 
     def approx_block_of(self, idx: torch.Tensor, of: _Rows) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +230,96 @@ STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale,
 FIRST_BATCH = {STALE: 64, BOUNDED: 16}  # candidates refreshed at once; doubled while the step goes on
 
 
+def _caps_and_floors(space: _Space, eta: float, nu: float | None):
+    """Facility location's caps t_i = eta max_q s_iq, starting contributions c_i (0, or FLCMI's floor
+    nu max_p s_ip), and the rows that can still gain (c_i < t_i), all (n,)."""
+    t = (eta * space.pool_vs(space.query).amax(1)).clamp_min(FLOAT_MIN)
+    c = torch.minimum(torch.zeros_like(t), t)
+    if nu is not None:
+        c = torch.maximum(c, (nu * space.pool_vs(space.private).amax(1)).clamp_min(0))
+    return t, c, c < t  # a point whose floor already reaches its cap can never contribute: leave it out
+
+
+def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state=None) -> list[int]:
+    """FLMI and FLCMI with every candidate's gain kept current instead of bounded: `_lazy_greedy`'s objective
+    and picks. Kernel rows come from the kept fp32 pool kernel S (n, n) if there is one, else are computed.
+
+    A pick raises c_i only on the rows R where it beats c_i, and lowers gain j by the sum over R of
+    clamp(s_ij, c_i old, c_i new) - c_i old: one pass over those rows of S per pick (about n ln B rows in all
+    for B picks on unclustered data), whatever the data. Lazy greedy instead re-evaluates every candidate whose
+    stale bound beats the best exact gain: few on clustered data, nearly all at every step on unclustered data.
+    The kept gains carry rounding, bounded below, so every candidate that could be the best is evaluated
+    afresh, as `_lazy_greedy` evaluates it, and the best of those is picked (equal gains: the larger
+    index): the picks are exact greedy's. state: (c, live, picked, picks) of a greedy run to go on with.
+    """
+    n, kept = space.n, space.dense
+    buffer = torch.empty(space.block, n, device=space.device)  # reused: fresh 64 MiB blocks cost page faults
+
+    def kernel_rows(idx: torch.Tensor) -> torch.Tensor:
+        """Kernel rows (len(idx), n), len(idx) <= space.block; kept rows are copied into the buffer."""
+        if kept is not None:
+            return torch.index_select(kept, 0, idx, out=buffer[:len(idx)])
+        return space.sim(rows(space.pool, idx), space.pool)
+
+    def fresh_gains(idx: torch.Tensor, live_rows: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+        """Gains (len(idx),) from kernel entries, computed as `_lazy_greedy` computes exact gains (summed in
+        `dtype`)."""
+        lo, hi = c[None, live_rows], t[None, live_rows]
+        step = max(1, BLOCK_BYTES // (4 * max(1, len(live_rows))))
+        out = []
+        for start in range(0, len(idx), step):
+            at = idx[start:start + step]
+            if len(live_rows) == n:  # every row: whole kernel rows (step == space.block here)
+                block = kernel_rows(at)
+            elif kept is not None:
+                block = kept[at[:, None], live_rows]
+            else:
+                block = space.sim(rows(space.pool, at), rows(space.pool, live_rows))
+            out.append(block.clamp_(min=lo, max=hi).sub_(lo).sum(1, dtype=dtype))
+        return torch.cat(out)
+
+    t, c, live = _caps_and_floors(space, eta, nu)
+    picked, picks = torch.zeros(n, dtype=torch.bool, device=space.device), []
+    if state is not None:
+        c, live, picked, picks = state
+    low = torch.minimum(c, t)  # c, but t on dead rows, whose entries then clamp to zero gain
+    gain = fresh_gains(torch.arange(n, device=space.device), live.nonzero()[:, 0], torch.float64)
+    # Rounding: a kept term is one float32 subtraction (relative error <= u) and the first gains are float64 sums;
+    # a drop adds float32 sums of at most SUM_ROWS terms (<= (SUM_ROWS + 1) u of their sum) in float64; drops add
+    # up to at most the first gain, so every kept gain is within (SUM_ROWS + 2) u max(first gains) of its exact
+    # value. A fresh float32 sum over L rows is within (L + 1) u of its value (naive summation's bound).
+    drift = (SUM_ROWS + 2) * U32 * float(gain.masked_fill(picked, 0).max())
+    for _ in steps:
+        masked = gain.masked_fill(picked, -math.inf)
+        top, live_rows = float(masked.max()), live.nonzero()[:, 0]
+        band = (masked >= top - 2 * (drift + (len(live_rows) + 1) * U32 * abs(top))).nonzero()[:, 0]
+        fresh = fresh_gains(band, live_rows)
+        gain[band] = fresh.double()
+        best = int(band[_argmax_last(fresh)])
+        picks.append(best)
+        picked[best] = True
+        column = kernel_rows(torch.tensor([best], device=space.device))[0].clone()
+        new = torch.maximum(low, torch.minimum(column, t))
+        changed = (new > low).nonzero()[:, 0]
+        for start in range(0, len(changed), space.block):
+            at = changed[start:start + space.block]
+            was, now = low[at, None], new[at, None]
+            block = kernel_rows(at).clamp_(min=was, max=now).sub_(was)
+            whole = len(at) - len(at) % SUM_ROWS  # float32 sums of SUM_ROWS rows at most, added in float64
+            gain -= block[:whole].view(-1, SUM_ROWS, n).sum(1).sum(0, dtype=torch.float64)
+            gain -= block[whole:].sum(0)
+        c[live] = torch.maximum(c[live], torch.minimum(column[live], t[live]))
+        low = new
+        live &= c < t
+    return picks
+
+
 def _facility_location(space: _Space, steps, eta: float, nu: float | None) -> list[int]:
+    """FLMI (nu None) and FLCMI: on the kept kernel if there is one, else by lazy greedy."""
+    return (_kept_gains_greedy if space.dense is not None else _lazy_greedy)(space, steps, eta, nu)
+
+
+def _lazy_greedy(space: _Space, steps, eta: float, nu: float | None) -> list[int]:
     """FLMI (nu None) and FLCMI by lazy greedy.
 
     Both are facility location on the truncated kernel min(s_ij, t_i), t_i = eta max_q s_iq, with a floor
@@ -234,12 +329,13 @@ def _facility_location(space: _Space, steps, eta: float, nu: float | None) -> li
     Every candidate holds an upper bound on its gain: stale bounds stay valid (gains only fall), bf16
     bounds carry their rounding error; a candidate is picked only once its exact fp32 gain beats every
     other bound, so the picks are those of exact greedy.
+
+    Where bounds stop separating the candidates (unclustered data: gains stay close, so a step re-evaluates
+    thousands exactly), keeping every gain current costs less: once a step's kernel entries exceed
+    SWITCH_RATIO times what lowering every gain over the rows that step changed would cost, the remaining
+    picks go to `_kept_gains_greedy`.
     """
-    t = (eta * space.pool_vs(space.query).amax(1)).clamp_min(FLOAT_MIN)
-    c = torch.minimum(torch.zeros_like(t), t)
-    if nu is not None:
-        c = torch.maximum(c, (nu * space.pool_vs(space.private).amax(1)).clamp_min(0))
-    live = c < t  # a point whose floor already reaches its cap can never contribute: leave it out
+    t, c, live = _caps_and_floors(space, eta, nu)
 
     half = 0.5 if space.kernel == "cosine01" else 1.0  # cosine01 = (1 + v) / 2: map the caps, not the blocks
 
@@ -260,9 +356,11 @@ def _facility_location(space: _Space, steps, eta: float, nu: float | None) -> li
     bound = torch.cat([gains(idx, exact=not fast) for idx in space.all_blocks()])
     state = torch.full((space.n,), BOUNDED if fast else EXACT, dtype=torch.int8, device=bound.device)
     picked = torch.zeros(space.n, dtype=torch.bool, device=bound.device)
-    picks = []
+    picks, budget = [], len(steps)
+    steps = iter(steps)  # the kept-gains greedy may take over the remaining steps
     for _ in steps:
         batch = dict(FIRST_BATCH)
+        work = 0.0  # kernel entries computed this step (a bf16 entry counts half)
         while True:
             masked = bound.masked_fill(picked, -math.inf)
             best = _argmax_last(masked)
@@ -274,13 +372,18 @@ def _facility_location(space: _Space, steps, eta: float, nu: float | None) -> li
             top = torch.unique(torch.cat([top[state[top] == level], torch.tensor([best], device=top.device)]))
             exact = level == BOUNDED or not fast
             bound[top] = gains(top, exact)
+            work += len(top) * int(live.sum()) * (1.0 if exact else 0.5)
             state[top] = EXACT if exact else BOUNDED
             batch[level] = min(2 * batch[level], space.block)
         picks.append(best)
         picked[best] = True
         column = space.block_of(torch.tensor([best], device=bound.device), of)[0]
-        c[live] = torch.maximum(c[live], torch.minimum(column, t[live]))
+        raised = torch.minimum(column, t[live])
+        changed = int((raised > c[live]).sum())
+        c[live] = torch.maximum(c[live], raised)
         live &= c < t
+        if work > SWITCH_RATIO * changed * space.n and len(picks) < budget:
+            return _kept_gains_greedy(space, steps, eta, nu, (c, live, picked, picks))
         of = space.live_rows(live)
         state.fill_(STALE)
     return picks
