@@ -24,7 +24,8 @@ table shows the peak and the growth over the process after imports and data gene
                                          [--sizes 1000 5000 10000 20000 100000] [--functions flmi ...]
                                          [--submodlib-max-n 10000] [--device cpu]
 
-Prints the table and writes results/bench/selection_<data>_<device>.json (atomically, after every row).
+Prints the table and writes results/bench/selection_<data>_<device>.json (atomically, after every row; rows of
+sizes or functions not run this time are kept from the file).
 """
 from __future__ import annotations
 
@@ -116,9 +117,9 @@ def child(data: str, function: str, n: int, backend: str, device: str, picks_pat
     pool, query, private = problem(data, n)
     private = private if function in ("flcmi", "logdetcmi") else None
 
-    def to(x):
+    def to(x, where=device if backend == "native" else "cpu"):
         return GradientEmbedding(to(x.e), to(x.h)) if isinstance(x, GradientEmbedding) else \
-            torch.as_tensor(x).to(device)
+            torch.as_tensor(x).to(where)
 
     base = peak_gib()
     start = time.perf_counter()
@@ -127,7 +128,7 @@ def child(data: str, function: str, n: int, backend: str, device: str, picks_pat
         if device != "cpu":
             torch.cuda.synchronize()
     else:
-        f = submodlib_function(function, pool, query, private)
+        f = submodlib_function(function, *(None if x is None else to(x) for x in (pool, query, private)))
         optimizer = "NaiveGreedy" if backend == "submodlib_naive" else "LazyGreedy"
         picks = np.array([i for i, _ in f.maximize(budget=BUDGET, optimizer=optimizer, stopIfZeroGain=False,
                                                       stopIfNegativeGain=False, verbose=False, show_progress=False)])
@@ -170,7 +171,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", choices=list(SOURCES), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.prepare:
+        model_outputs(args.prepare)
+        return
     if args.child:
         data, function, n, backend, device, picks_path = args.child
         child(data, function, int(n), backend, device, picks_path)
@@ -180,9 +185,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for data in args.data:
+        if data in SOURCES:  # train the model once, in its own process, before any configuration is measured
+            subprocess.run([sys.executable, __file__, "--prepare", data], check=True)
         path = out / f"selection_{data}_{args.device.split(':')[0]}.json"
         report = {"data": data, "d": D, "queries": N_QUERY, "privates": N_PRIVATE, "budget": BUDGET,
                   "device": args.device, "rows": []}
+        if path.exists():  # rows of other sizes or functions, from an earlier run, stay
+            report["rows"] = [r for r in json.loads(path.read_text())["rows"]
+                              if r["n"] not in args.sizes or r["function"] not in args.functions]
         print(f"== {data}\n{'function':<10} {'n':>7} {'ours s':>8} {'ours GiB':>9} {'submodlib s':>12} "
               f"{'submodlib GiB':>14} {'speed-up':>9} {'memory':>7} {'same picks':>10} {'f(ours)/f(theirs)':>18} "
               f"{'naive s':>8} {'vs naive':>9}")
@@ -200,6 +210,7 @@ def main() -> None:
                     if our_picks is not None and their_picks is not None:
                         row[f"same_picks_{backend}"] = float(np.mean(our_picks == their_picks))
                 report["rows"].append(row)
+                report["rows"].sort(key=lambda r: (r["n"], FUNCTIONS.index(r["function"])))
                 tmp = path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(report, indent=2) + "\n")
                 tmp.replace(path)

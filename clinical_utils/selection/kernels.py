@@ -73,7 +73,7 @@ def dims(x) -> tuple[int, ...]:
 def inner(a, b) -> torch.Tensor:
     """Inner products (len(a), len(b)) of two embedding sets of the same kind."""
     if isinstance(a, GradientEmbedding):
-        return (a.e @ b.e.T) * (1 + a.h @ b.h.T)
+        return (a.h @ b.h.T).add_(1).mul_(a.e @ b.e.T)  # in place: no further (len(a), len(b)) temporaries
     return a @ b.T
 
 

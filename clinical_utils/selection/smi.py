@@ -154,7 +154,9 @@ class _Space:
         if 4 * self.n * self.n <= memory_budget:
             # keep the pool kernel where it fits: measured faster than bf16 bounds at every n (1.5 s against 2.2 s
             # on clustered data at n = 10,000, 1.6 s against 10 s on unclustered data; bench_selection.py)
-            self.dense = torch.cat([self.sim(rows(self.pool, idx), self.pool) for idx in self.all_blocks()], 0)
+            self.dense = torch.empty(self.n, self.n, device=self.device)  # filled block by block: no second copy
+            for idx in self.all_blocks():
+                self.dense[idx[0]:idx[-1] + 1] = self.sim(rows(self.pool, idx), self.pool)
         elif fast_bounds and kernel != "rbf" and torch.is_tensor(self.pool.emb):
             # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; the picks stay exact).
             # Measured: from n ~ 4,000 up this beats keeping the fp32 pool kernel, in time and in memory.
@@ -289,10 +291,19 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     # up to at most the first gain, so every kept gain is within (SUM_ROWS + 2) u max(first gains) of its exact
     # value. A fresh float32 sum over L rows is within (L + 1) u of its value (naive summation's bound).
     drift = (SUM_ROWS + 2) * U32 * float(gain.masked_fill(picked, 0).max())
+    everyone = torch.arange(n, device=space.device)
     for _ in steps:
-        masked = gain.masked_fill(picked, -math.inf)
-        top, live_rows = float(masked.max()), live.nonzero()[:, 0]
-        band = (masked >= top - 2 * (drift + (len(live_rows) + 1) * U32 * abs(top))).nonzero()[:, 0]
+        live_rows = live.nonzero()[:, 0]
+        for fresh_start in (False, True):
+            masked = gain.masked_fill(picked, -math.inf)
+            top = float(masked.max())
+            band = (masked >= top - 2 * (drift + (len(live_rows) + 1) * U32 * abs(top))).nonzero()[:, 0]
+            if fresh_start or len(band) <= n // 8 or drift <= (len(live_rows) + 1) * U32 * abs(top):
+                break
+            # the gains have fallen to the size of their rounding (the last picks): recompute them all, once,
+            # over the few rows still live, so the band shrinks back to the real contenders
+            gain = fresh_gains(everyone, live_rows, torch.float64)
+            drift = (SUM_ROWS + 2) * U32 * float(gain.masked_fill(picked, 0).max())
         fresh = fresh_gains(band, live_rows)
         gain[band] = fresh.double()
         best = int(band[_argmax_last(fresh)])
