@@ -37,9 +37,10 @@ test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (afte
 test: setup  ## unit tests and notebook regression tests
 	$(PY) -m pytest
 
-bench: setup  ## the speed benchmarks (results/bench/; about 15 minutes on 2 CPU cores)
+bench: setup  ## the speed benchmarks at 1,000 and 10,000 points (results/bench/; about 25 minutes on 2 CPU cores)
 	$(PY) benchmarks/bench_training.py
-	$(PY) benchmarks/bench_selection.py
+	$(PY) benchmarks/bench_selection.py --sizes 1000 10000
+	$(PY) benchmarks/interval_coverage.py
 
 # No set-up: the GPU machine may have no package registry; it runs from the source tree on its own torch.
 gpu-check:  ## on a CUDA machine: CUDA tests, training and selection benchmarks, a paper round (results/bench/*_cuda.json)

@@ -50,6 +50,7 @@ UNCONDITIONAL = tuple(f for f in FUNCTIONS if f not in CONDITIONAL)  # need no p
 BACKENDS = ("native", "submodlib")
 FLOAT_MIN = torch.finfo(torch.float32).tiny  # std::numeric_limits<float>::min(), submodlib's start for max_q
 BLOCK_BYTES = 1 << 26  # one kernel block in flight: 64 MiB
+CHUNK_BYTES = 1 << 24  # the kept-gains greedy's blocks, 16 MiB: they sit beside the kept kernel
 FAST_BOUNDS_MIN_N = 4096
 U32 = 2.0 ** -24  # float32's unit roundoff
 SUM_ROWS = 8  # kernel rows per float32 sum when a pick lowers the kept gains
@@ -67,8 +68,8 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel (4 n^2 bytes; the
     default keeps it up to n = 16,384), the fastest path on every input measured; larger pools bound gains in
     bf16 (cosine kernels on plain embeddings) or compute kernel blocks when needed. device: where the native
-    backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a terminal). Returns pool
-    indices (budget,) int64, in pick order.
+    backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a
+    terminal). Returns pool indices (budget,) int64, in pick order.
     """
     if function not in FUNCTIONS:
         raise SelectionError(f"unknown SMI function {function!r}; choose one of {FUNCTIONS}")
@@ -255,10 +256,11 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     index): the picks are exact greedy's. state: (c, live, picked, picks) of a greedy run to go on with.
     """
     n, kept = space.n, space.dense
-    buffer = torch.empty(space.block, n, device=space.device)  # reused: fresh 64 MiB blocks cost page faults
+    chunk = max(1, CHUNK_BYTES // (4 * n))  # kernel rows at a time
+    buffer = torch.empty(chunk, n, device=space.device)  # reused: fresh blocks cost page faults
 
     def kernel_rows(idx: torch.Tensor) -> torch.Tensor:
-        """Kernel rows (len(idx), n), len(idx) <= space.block; kept rows are copied into the buffer."""
+        """Kernel rows (len(idx), n), len(idx) <= chunk; kept rows are copied into the buffer."""
         if kept is not None:
             return torch.index_select(kept, 0, idx, out=buffer[:len(idx)])
         return space.sim(rows(space.pool, idx), space.pool)
@@ -267,11 +269,11 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
         """Gains (len(idx),) from kernel entries, computed as `_lazy_greedy` computes exact gains (summed in
         `dtype`)."""
         lo, hi = c[None, live_rows], t[None, live_rows]
-        step = max(1, BLOCK_BYTES // (4 * max(1, len(live_rows))))
+        step = max(1, CHUNK_BYTES // (4 * max(1, len(live_rows))))
         out = []
         for start in range(0, len(idx), step):
             at = idx[start:start + step]
-            if len(live_rows) == n:  # every row: whole kernel rows (step == space.block here)
+            if len(live_rows) == n:  # every row: whole kernel rows (step == chunk here)
                 block = kernel_rows(at)
             elif kept is not None:
                 block = kept[at[:, None], live_rows]
@@ -285,13 +287,13 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     if state is not None:
         c, live, picked, picks = state
     low = torch.minimum(c, t)  # c, but t on dead rows, whose entries then clamp to zero gain
-    gain = fresh_gains(torch.arange(n, device=space.device), live.nonzero()[:, 0], torch.float64)
+    everyone = torch.arange(n, device=space.device)
+    gain = fresh_gains(everyone, live.nonzero()[:, 0], torch.float64)
     # Rounding: a kept term is one float32 subtraction (relative error <= u) and the first gains are float64 sums;
     # a drop adds float32 sums of at most SUM_ROWS terms (<= (SUM_ROWS + 1) u of their sum) in float64; drops add
     # up to at most the first gain, so every kept gain is within (SUM_ROWS + 2) u max(first gains) of its exact
     # value. A fresh float32 sum over L rows is within (L + 1) u of its value (naive summation's bound).
     drift = (SUM_ROWS + 2) * U32 * float(gain.masked_fill(picked, 0).max())
-    everyone = torch.arange(n, device=space.device)
     for _ in steps:
         live_rows = live.nonzero()[:, 0]
         for fresh_start in (False, True):
@@ -312,8 +314,8 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
         column = kernel_rows(torch.tensor([best], device=space.device))[0].clone()
         new = torch.maximum(low, torch.minimum(column, t))
         changed = (new > low).nonzero()[:, 0]
-        for start in range(0, len(changed), space.block):
-            at = changed[start:start + space.block]
+        for start in range(0, len(changed), chunk):
+            at = changed[start:start + chunk]
             was, now = low[at, None], new[at, None]
             block = kernel_rows(at).clamp_(min=was, max=now).sub_(was)
             whole = len(at) - len(at) % SUM_ROWS  # float32 sums of SUM_ROWS rows at most, added in float64
