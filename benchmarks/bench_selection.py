@@ -6,10 +6,10 @@ default parameters (eta = nu = lam = 1), kernel (1 + cos) / 2, on four kinds of 
                 the cluster drawn uniformly; queries from clusters 0 and 1 (the "rare" ones), privates from the others;
   isotropic     d = 512, every point N(0, I_d): no cluster structure, so gains stay close together;
   gradients_k2  the loop's real input: factored gradient embeddings (K = 2 classes, 512-d penultimate features) of
-  gradients_k5  a ResNet-18 (28) trained for 10 epochs on 1,000 PneumoniaMNIST (K = 2) or RetinaMNIST (K = 5)
+  gradients_k5  a ResNet-18 (28) trained for 10 epochs on 1,000 PneumoniaMNIST (K = 2) or 540 RetinaMNIST (K = 5)
                 training images, the other training images as the pool at their predicted labels, tiled to n rows
-                (RetinaMNIST has 1,080 training images: 540 train, 540 pool) (each copy's features times 1 + 0.05 N(0, 1), so no two rows are equal); queries: 20 pool images of
-                the rarest class (pneumonia; RetinaMNIST's grade 4) at their true label, privates: 20 of the others.
+                (each copy's features times 1 + 0.05 N(0, 1), so no two rows are equal); queries: 20 pool images
+                of the rarest class (pneumonia; RetinaMNIST's grade 4) at their true label, privates: 20 others.
                 The model and its outputs are cached in benchmarks/.cache/ (needs $MEDMNIST_ROOT or internet).
 submodlib gets dense kernels built as DISTIL builds them and runs LazyGreedy (DISTIL's default optimizer) and, for
 LogDetMI/CMI, also NaiveGreedy ("submodlib naive"): LazyGreedy assumes submodularity, which the log-det MI

@@ -7,8 +7,8 @@ mean. The interval is Student's t (`scipy.stats.ttest_1samp(...).confidence_inte
 `benchmarks/interval_coverage.py` (results/bench/interval_coverage.json), a nominal 95% interval covered the true
 mean of normal differences 74% / 85% / 89% of the time at 3 / 5 / 10 seeds with scipy's percentile bootstrap
 (BCa: 71% / 85% / 89%), and 96% / 95% / 94% with t; for skewed differences t covered 88-91%, the bootstraps
-68-89%. The t interval is exact for normal differences and widens as it should for few seeds. With fewer than two seeds there is no interval (NaN); when every difference is equal
-the interval is that value.
+68-89%. The t interval is exact for normal differences and widens as it should for few seeds. With fewer than
+two seeds there is no interval (NaN); when every difference is equal the interval is that value.
 """
 from __future__ import annotations
 

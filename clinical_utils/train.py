@@ -199,8 +199,9 @@ def predict(model: torch.nn.Module, images, device: str | torch.device = "auto",
             features: bool = False):
     """Class probabilities (N, K) float32, and with `features=True` also penultimate features (N, d).
 
-    batch_size: None for 128 images on the CPU (ResNet-18 (28) on 1,103 images: 4.8 s against 6.9 s at 1,024, the
-    outputs bit for bit the same) and 1,024 elsewhere.
+    batch_size: None for 128 images on the CPU (ResNet-18 (28) on 1,103 images: 4.8 s against 6.9 s at 1,024 with
+    glibc's default malloc settings, the same 4.3 s with the batch's MALLOC_TUNING; the outputs bit for bit the
+    same) and 1,024 elsewhere.
     """
     device = resolve_device(device)
     batch_size = batch_size or (128 if device.type == "cpu" else 1024)

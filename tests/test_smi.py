@@ -58,7 +58,8 @@ def test_kept_kernel_bf16_bounds_and_streamed_blocks_give_the_same_picks(functio
         for budget_bytes, fast in ((1 << 30, True), (0, True), (0, False)):
             space = smi._Space(torch.tensor(pool), torch.tensor(query), None if private is None else
                                torch.tensor(private), "cosine01", budget_bytes, fast_bounds=fast)
-            assert (space.dense is not None) == (budget_bytes > 0) and (space.low is not None) == (fast and not budget_bytes)
+            assert (space.dense is not None) == (budget_bytes > 0)
+            assert (space.low is not None) == (fast and not budget_bytes)
             picks.append(smi._facility_location(space, range(budget), params["eta"], nu))
         assert picks[0] == picks[1] == picks[2]
         np.testing.assert_array_equal(smi_select(function, pool, query, budget, private, **params), picks[0])

@@ -268,7 +268,7 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     def fresh_gains(idx: torch.Tensor, live_rows: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
         """Gains (len(idx),) from kernel entries, computed as `_lazy_greedy` computes exact gains (summed in
         `dtype`)."""
-        lo, hi = c[None, live_rows], t[None, live_rows]
+        lo, hi = low[None, live_rows], t[None, live_rows]
         step = max(1, CHUNK_BYTES // (4 * max(1, len(live_rows))))
         out = []
         for start in range(0, len(idx), step):
@@ -286,7 +286,8 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     picked, picks = torch.zeros(n, dtype=torch.bool, device=space.device), []
     if state is not None:
         c, live, picked, picks = state
-    low = torch.minimum(c, t)  # c, but t on dead rows, whose entries then clamp to zero gain
+    # c on the rows that can still gain, t on the others (whose entries then clamp to zero gain): live = low < t
+    low = torch.minimum(c, t)
     everyone = torch.arange(n, device=space.device)
     gain = fresh_gains(everyone, live.nonzero()[:, 0], torch.float64)
     # Rounding: a kept term is one float32 subtraction (relative error <= u) and the first gains are float64 sums;
@@ -321,9 +322,8 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
             whole = len(at) - len(at) % SUM_ROWS  # float32 sums of SUM_ROWS rows at most, added in float64
             gain -= block[:whole].view(-1, SUM_ROWS, n).sum(1).sum(0, dtype=torch.float64)
             gain -= block[whole:].sum(0)
-        c[live] = torch.maximum(c[live], torch.minimum(column[live], t[live]))
         low = new
-        live &= c < t
+        live = low < t
     return picks
 
 
@@ -373,7 +373,7 @@ def _lazy_greedy(space: _Space, steps, eta: float, nu: float | None) -> list[int
     steps = iter(steps)  # the kept-gains greedy may take over the remaining steps
     for _ in steps:
         batch = dict(FIRST_BATCH)
-        work = 0.0  # kernel entries computed this step (a bf16 entry counts half)
+        work, rows_live = 0.0, int(live.sum())  # kernel entries computed this step (a bf16 entry counts half)
         while True:
             masked = bound.masked_fill(picked, -math.inf)
             best = _argmax_last(masked)
@@ -385,7 +385,7 @@ def _lazy_greedy(space: _Space, steps, eta: float, nu: float | None) -> list[int
             top = torch.unique(torch.cat([top[state[top] == level], torch.tensor([best], device=top.device)]))
             exact = level == BOUNDED or not fast
             bound[top] = gains(top, exact)
-            work += len(top) * int(live.sum()) * (1.0 if exact else 0.5)
+            work += len(top) * rows_live * (1.0 if exact else 0.5)
             state[top] = EXACT if exact else BOUNDED
             batch[level] = min(2 * batch[level], space.block)
         picks.append(best)
