@@ -26,7 +26,7 @@ from .models import MODELS
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import results_folder
-from .train import TrainConfig
+from .train import CLASS_WEIGHTS, TrainConfig
 
 # What defines each experiment. Sizes, budget, rounds, seeds and training come from the profile.
 EXPERIMENTS = {
@@ -84,13 +84,13 @@ EXPERIMENT_PROFILE = {
     ("retina_longtail", "paper_cpu"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
 }
 # Values no profile changes (balanced_test: True for binary imbalance, False for long-tail).
-DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "device": "auto", "data_root": None,
-            "verify_data": True}
+DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "class_weight": None, "device": "auto",
+            "data_root": None, "verify_data": True}
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
                       "longtail": ("imbalance_factor", "order", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
               "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision",
-              "queries", "embedding", "device", "results_dir", "data_root", "verify_data")
+              "class_weight", "queries", "embedding", "device", "results_dir", "data_root", "verify_data")
 @dataclass(frozen=True)
 class Config:
     """Every value one experiment runs with. results_dir None: a fresh temporary folder (nothing kept)."""
@@ -189,6 +189,7 @@ def configure(experiment: str, **params) -> Config:
     need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
     need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
     need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
+    need(p["class_weight"] in CLASS_WEIGHTS, "class_weight", p["class_weight"], f"one of {list(CLASS_WEIGHTS)}")
     need(valid_device(p["device"]), "device", p["device"], f"one of {list(DEVICES)} or 'cuda:N'")
     for name in ("balanced_test", "verify_data"):
         need(isinstance(p[name], bool), name, p[name], "True or False")
@@ -196,7 +197,8 @@ def configure(experiment: str, **params) -> Config:
         need(p[name] is None or isinstance(p[name], str), name, p[name], "a folder path (str) or None")
     try:
         train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                            target_train_accuracy=p["target_train_accuracy"], precision=p["precision"])
+                            target_train_accuracy=p["target_train_accuracy"], precision=p["precision"],
+                            class_weight=p["class_weight"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
     return Config(experiment, p["profile"], changed, p["dataset"], spec["setting"],

@@ -25,7 +25,6 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 import filelock
@@ -309,7 +308,7 @@ class LabelingProject:
             "predictions": {available[i]: [self.class_names[int(probs[i].argmax())], round(float(probs[i].max()), 4)]
                             for i in positions},
             "model_version": version, "validation": _plain(metrics), "seconds": round(time.perf_counter() - start, 1),
-            "parameters": {"model": model, "train": asdict(train_config.for_device(device)), "embedding": embedding,
+            "parameters": {"model": model, "train": train_config.for_device(device).as_record(), "embedding": embedding,
                            "smi_params": smi_params or {}, "seed": seed, "device": str(device)}}
         with self._writing():
             if len(self.rounds()) != number:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +121,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     k = data.n_classes
     parameters = {"experiment": experiment, "dataset": data.flag, "size": data.size, "scenario": scenario.kind,
                   "strategy": strategy, "rounds": rounds, "budget": budget, "model": model_name,
-                  "train": asdict(train_config),
+                  "train": train_config.as_record(),
                   "seed": seed, "queries": queries, "embedding": embedding, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
                   "scenario_sha1": fingerprint(scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}

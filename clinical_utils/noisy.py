@@ -120,6 +120,9 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
                 train_config: TrainConfig = TrainConfig(), device: str | torch.device = "auto",
                 seed: int = 0) -> CoTeachingResult:
     """Train two networks in place on uint8 images (N, C, H, W) and noisy labels (N,) by Co-teaching(+VOG)."""
+    if train_config.class_weight is not None:  # the small-loss selection compares unweighted per-sample losses
+        raise ValueError("co_teaching trains with plain cross-entropy; class_weight must be None, got "
+                         f"{train_config.class_weight!r}")
     device = resolve_device(device)
     x_all = as_uint8_tensor(images, device)
     labels = np.asarray(labels, dtype=np.int64)

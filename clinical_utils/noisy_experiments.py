@@ -213,7 +213,7 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
     model = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
     params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
               "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
-              "model": config.model, "train": asdict(config.train.for_device(resolve_device(config.device))),
+              "model": config.model, "train": config.train.for_device(resolve_device(config.device)).as_record(),
               "coteaching": asdict(config.coteaching)}
     if path.exists():
         record = read_json(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +71,7 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
     device = resolve_device(device)
     k = int(max(true_labels.max(), noisy_labels.max(), test_labels.max())) + 1
     params = {**(parameters or {}), "strategy": sampler, "rounds": rounds, "budget": budget, "seed": seed,
-              "finetune": asdict(finetune.for_device(device)), "smi_function": smi_function,
+              "finetune": finetune.for_device(device).as_record(), "smi_function": smi_function,
               "correct_kept_noise": correct_kept_noise, "kept": int(kept.sum()), "n": len(kept)}
     path = None if record_path is None else Path(record_path)
     record = open_record(path, params, rare_classes, device)

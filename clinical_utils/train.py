@@ -1,27 +1,33 @@
 """A fast training engine for small images: the whole split lives on the device as one uint8 tensor.
 
 Batches are drawn by index permutation and augmented on tensors (random horizontal flips), so the loop
-does no per-image Python work. With precision "bf16" it trains under bf16 autocast in channels-last layout:
-"auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about
-2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs
+does no per-image Python work. `class_weight="balanced"` weighs each class's loss by n / (K n_c) (scikit-learn's
+rule), which keeps a small model from calling every image common (benchmarks/initial_collapse.py). With
+precision "bf16" it trains under bf16 autocast in channels-last layout: "auto" takes it on CUDA and on CPUs with
+native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about 2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs
 with the same seed, precision and thread count give identical weights.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score, roc_auc_score)
+from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp32")
+CLASS_WEIGHTS = (None, "balanced")
+# Options added after the first run records were made, at the value that computes what those records computed:
+# a record stores such an option only when it has another value, so the earlier records stay equal to new runs.
+ADDED_OPTIONS = {"class_weight": None}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -67,6 +73,7 @@ class TrainConfig:
     target_train_accuracy: float | None = None
     flip: bool = True
     precision: str = "auto"  # "bf16": autocast + channels-last; "fp32"; "auto": bf16 where native_bf16
+    class_weight: str | None = None  # None: plain cross-entropy; "balanced": class c weighted n / (K n_c)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -81,12 +88,28 @@ class TrainConfig:
             raise ValueError(f"target_train_accuracy must be in (0, 1], got {self.target_train_accuracy}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is unknown; use one of {PRECISIONS}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight {self.class_weight!r} is unknown; use one of {CLASS_WEIGHTS}")
 
     def for_device(self, device: torch.device) -> "TrainConfig":
         """This config with "auto" precision resolved for `device`, as records store it."""
         if self.precision != "auto":
             return self
         return replace(self, precision="bf16" if native_bf16(device) else "fp32")
+
+    def as_record(self) -> dict:
+        """The values a run record stores: every field, except `ADDED_OPTIONS` left at their original value."""
+        return {name: value for name, value in asdict(self).items()
+                if name not in ADDED_OPTIONS or value != ADDED_OPTIONS[name]}
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's "balanced" weights n / (K n_c) (n_classes,) over the classes present in labels (N,); an absent
+    class, which no loss term has, gets 1."""
+    weights = np.ones(n_classes)
+    present = np.unique(labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    return weights
 
 
 @dataclass
@@ -147,7 +170,7 @@ def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator
 
 def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainConfig(),
           device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> TrainResult:
-    """Train `model` in place on uint8 images (N, C, H, W) and integer labels (N,).
+    """Train `model` (a `models.Classifier`) in place on uint8 images (N, C, H, W) and integer labels (N,).
 
     progress: True/False, or None for tqdm's rule (shown only on a terminal).
     """
@@ -163,6 +186,10 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     if bf16:
         model.to(memory_format=torch.channels_last)
     opt, sched = optimizer(model, config, n)
+    weight = None
+    if config.class_weight == "balanced":
+        weight = torch.as_tensor(class_weights(np.asarray(labels), model.head.out_features), dtype=torch.float32,
+                                 device=device)
     gen = torch.Generator().manual_seed(seed)  # CPU generator: same stream on every device
     history, start = [], time.perf_counter()
     bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if progress is None else not progress,
@@ -176,7 +203,7 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
             y = y_all[idx.to(device)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                loss = F.cross_entropy(logits, y, weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -98,6 +98,7 @@ COMMENTS = {
     "lr": "SGD, momentum 0.9, weight decay 5e-4",
     "target_train_accuracy": "stop at this training accuracy, the authors' rule (None: always `epochs` epochs)",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
+    "class_weight": "None: plain cross-entropy (the authors'); 'balanced': class c's loss weighted n / (K n_c)",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
     "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
                  "or 'features'",

@@ -45,7 +45,7 @@ def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile(
     ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
     ("lr", 0), ("target_train_accuracy", 2), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
     ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3), ("device", "tpu"),
-    ("rare_classes", [5]), ("embedding", "pixels")])
+    ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse")])
 def test_bad_values_name_the_parameter(name, value):
     with pytest.raises(ConfigError, match=name if name not in ("lr", "target_train_accuracy") else "training"):
         configure("pneumonia_binary", **{name: value})

@@ -82,6 +82,14 @@ def test_co_teaching_keeps_one_minus_tau_and_finds_flipped_labels(vog):
     assert (result.vog is None) == (vog is None)
 
 
+def test_co_teaching_refuses_class_weights():
+    """Its small-loss selection ranks unweighted per-sample losses: a weighted config would be silently ignored."""
+    model = build_model("small_cnn", 1, 2)
+    with pytest.raises(ValueError, match="class_weight must be None"):
+        co_teaching(model, model, np.zeros((4, 1, 28, 28), np.uint8), np.array([0, 1, 0, 1]),
+                    CoTeachingConfig(forget_rate=0.2), TrainConfig(class_weight="balanced"), "cpu")
+
+
 def test_clean_recall_counts():
     true = np.array([0, 0, 0, 1, 1, 1])
     noisy = np.array([0, 0, 1, 1, 1, 0])

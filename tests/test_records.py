@@ -27,11 +27,24 @@ def _clinical(data_root, results, **changes):
 @pytest.mark.parametrize("change, named", [({"epochs": 2}, "train.epochs"), ({"budget": 3}, "budget"),
                                            ({"imbalance_ratio": 10}, "scenario_sha1"),
                                            ({"embedding": "features"}, "embedding"),
+                                           ({"class_weight": "balanced"}, "train.class_weight"),
                                            ({"rare_classes": [0]}, "rare_classes")])
 def test_a_clinical_record_with_other_parameters_is_refused(data_root, tmp_path, change, named):
     _clinical(data_root, tmp_path)
     with pytest.raises(records.StaleRecordError, match=rf"{named}: stored .*--force"):
         _clinical(data_root, tmp_path, **change)
+
+
+def test_options_added_later_are_stored_only_when_used(data_root, tmp_path):
+    """A record made before class_weight existed (no such key) is the same run as class_weight=None: it is reused,
+    and a run with class weights stores them, so the two never stand in for each other."""
+    [record] = _clinical(data_root, tmp_path)
+    assert "class_weight" not in record["parameters"]["train"]
+    [again] = _clinical(data_root, tmp_path, class_weight=None)
+    assert again == record
+    [weighted] = _clinical(data_root, tmp_path / "weighted", class_weight="balanced")
+    assert weighted["parameters"]["train"]["class_weight"] == "balanced"
+    assert weighted["rounds"][0]["per_class_accuracy"] != record["rounds"][0]["per_class_accuracy"]
 
 
 def _noisy(data_root, results, **changes):

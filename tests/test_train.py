@@ -4,8 +4,8 @@ import torch
 
 from clinical_utils import data as D
 from clinical_utils.models import build_model
-from clinical_utils.train import (TrainConfig, classification_metrics, evaluate, native_bf16, predict, resolve_device,
-                                  train)
+from clinical_utils.train import (TrainConfig, class_weights, classification_metrics, evaluate, native_bf16, predict,
+                                  resolve_device, train)
 
 
 @pytest.fixture
@@ -114,6 +114,7 @@ def test_binary_auc_and_absent_classes():
     ({"lr": 0}, "lr"),
     ({"target_train_accuracy": 1.5}, "target_train_accuracy"),
     ({"precision": "fp16"}, "precision 'fp16'"),
+    ({"class_weight": "inverse"}, "class_weight 'inverse'"),
 ])
 def test_bad_config_is_rejected(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -154,3 +155,22 @@ def test_prediction_batches_change_no_bit():
     default, one_batch = predict(model, images, "cpu", features=True), predict(model, images, "cpu", 300, True)
     for ours, reference in zip(default, one_batch):
         np.testing.assert_array_equal(ours, reference)
+
+
+def test_balanced_class_weights_are_scikit_learns_and_absent_classes_get_one():
+    labels = np.array([0] * 40 + [2] * 2)
+    np.testing.assert_allclose(class_weights(labels, 4), [42 / (2 * 40), 1.0, 42 / (2 * 2), 1.0])
+
+
+def test_balanced_class_weights_make_the_model_predict_the_rare_class(blood):
+    """40 common images against 2 rare ones: plain cross-entropy calls (almost) everything common; weighting the
+    rare class by n / (K n_c) makes the same model, seed and batches predict it for more test images."""
+    common, rare = np.flatnonzero(blood.train.labels == 1)[:40], np.flatnonzero(blood.train.labels == 0)[:2]
+    idx = np.sort(np.concatenate([common, rare]))
+    images, labels = blood.train.images[idx], (blood.train.labels[idx] == 0).astype(np.int64)
+    predict_rare = {}
+    for weight in (None, "balanced"):
+        model = build_model("small_cnn", 3, 2, seed=0)
+        train(model, images, labels, TrainConfig(epochs=10, batch_size=14, class_weight=weight), "cpu", seed=0)
+        predict_rare[weight] = int((predict(model, blood.train.images, "cpu").argmax(1) == 1).sum())
+    assert predict_rare["balanced"] > 2 * max(predict_rare[None], 1)
