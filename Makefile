@@ -14,22 +14,23 @@ help:  ## list the targets
 setup: $(STAMP)  ## create .venv, install the package and register the Jupyter kernel "clinical-utils"
 
 # Re-installs only when pyproject.toml changes; the stamp is written last, so a failed install is retried.
-# The kernel keeps freed tensor memory instead of page-faulting it back in (reproduce.MALLOC_TUNING).
+# The kernel starts with the batch's settings (environment.BATCH_ENVIRONMENT: glibc keeps freed tensor memory
+# instead of page-faulting it back in; oneDNN runs the reference's bf16 kernels), in JupyterLab as in the batch.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" \
-		--env MALLOC_MMAP_THRESHOLD_ 4294967296 --env MALLOC_TRIM_THRESHOLD_ 4294967296 > /dev/null
+		$$($(PY) -m clinical_utils.environment --kernel-env) > /dev/null
 	touch $@
 
-# WORKERS=N shares the notebooks out as per-seed shards on N Dask worker processes (one thread each: the reference's
-# thread count, so records compare), e.g. WORKERS=2 here: 49.7 minutes for the batch against 71 serially (README).
-# Serial by default, as the reference was computed.
-WORKERS ?=
+# The batch runs as per-seed shards on WORKERS Dask worker processes, one thread each (the reference's thread count,
+# so records compare): by default one per usable core, fewer where memory is short (2 here; README: minutes and
+# memory measured). WORKERS=1 runs the notebooks one after the other in this process, as the reference was made.
+WORKERS ?= $(shell $(PY) -m clinical_utils.environment --workers)
 
-reproduce: setup  ## run the main job: every notebook (quick profile), then the summary figures and the comparison with the reference (WORKERS=N: on Dask)
-	$(PY) -m clinical_utils.reproduce $(if $(WORKERS),--workers $(WORKERS) --threads 1)
+reproduce: setup  ## every notebook (quick) on WORKERS Dask workers, the summary, the check against the reference
+	$(PY) -m clinical_utils.reproduce $(if $(filter-out 1,$(WORKERS)),--workers $(WORKERS)) --threads 1
 
 test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (after an intended output change)
 	$(PY) tests/render_notebooks.py

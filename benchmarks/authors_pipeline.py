@@ -23,9 +23,7 @@ saves the table to results/bench/authors_pipeline.json. About 4 minutes a run on
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from torch.utils.data import Dataset
 
 from clinical_utils.experiments import build_scenario, configure, load_data, record_path
 from clinical_utils.loop import round_seed
-from clinical_utils.records import write_json_atomic
+from clinical_utils.records import fingerprint, git_commit, read_json, write_json_atomic
 from clinical_utils.stats import mean_interval
 from clinical_utils.train import classification_metrics
 
@@ -46,6 +44,10 @@ OURS = ROOT / "results" / "paper_cpu"
 OUT = ROOT / "results" / "bench" / "authors_pipeline"
 SMI_NAMES = {"flmi": "fl1mi", "flqmi": "fl2mi", "gcmi": "gcmi", "logdetmi": "logdetmi"}
 STRATEGIES = (*SMI_NAMES, "entropy", "badge", "random")
+# DISTIL's arguments to data_train and to its strategies, as its PneumoniaMNIST tutorial sets them
+TRAIN_ARGS = {"n_epoch": 25, "lr": 0.01, "batch_size": 20, "max_accuracy": 0.99, "optimizer": "sgd", "device": "cpu",
+              "islogs": True}
+SELECT_ARGS = {"batch_size": 20, "device": "cpu", "metric": "cosine", "optimizer": "LazyGreedy"}
 
 
 class Images(Dataset):
@@ -74,13 +76,9 @@ def seed_everything(seed: int) -> None:
 def probabilities(model, dataset: Images, batch_size: int = 100) -> np.ndarray:
     """Softmax outputs (N, K) of `model` in eval mode on an unlabeled `dataset`."""
     model.eval()
-    return torch.cat([torch.softmax(model(torch.stack([dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))])), 1)
-                      for lo in range(0, len(dataset), batch_size)]).numpy()
-
-
-def distil_commit(path: Path) -> str | None:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=path)
-    return done.stdout.strip() or None
+    batches = (torch.stack([dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))])
+               for lo in range(0, len(dataset), batch_size))
+    return torch.cat([torch.softmax(model(batch), 1) for batch in batches]).numpy()
 
 
 def run(strategy: str, seed: int, data, scenario, rounds: int, budget: int, initial: dict) -> dict:
@@ -96,8 +94,6 @@ def run(strategy: str, seed: int, data, scenario, rounds: int, budget: int, init
     rare = list(scenario.rare_classes)
     exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], rare)]
     test = Images(data.test.images[scenario.test], None, norm)
-    args = {"n_epoch": 25, "lr": 0.01, "batch_size": 20, "max_accuracy": 0.99, "optimizer": "sgd",
-            "device": "cpu", "islogs": True}
     labeled, in_pool, found, out = np.array(scenario.labeled), np.ones(len(scenario.pool), bool), [], []
     model = None
     for round_ in range(rounds + 1):
@@ -109,15 +105,15 @@ def run(strategy: str, seed: int, data, scenario, rounds: int, budget: int, init
             query_idx = np.sort(np.array(found, dtype=np.int64))
             queries = Images(np.concatenate([data.val.images[exemplars], images[query_idx]]),
                              np.concatenate([data.val.labels[exemplars], labels[query_idx]]), norm)
-            sargs = {"batch_size": 20, "device": "cpu", "metric": "cosine", "optimizer": "LazyGreedy"}
             trained = Images(images[labeled], labels[labeled], norm)
             seed_everything(rseed)
             start = time.perf_counter()
             if strategy in SMI_NAMES:
-                chooser = SMI(trained, unlabeled, queries, model, 2, {**sargs, "smi_function": SMI_NAMES[strategy]})
+                chooser = SMI(trained, unlabeled, queries, model, 2,
+                              {**SELECT_ARGS, "smi_function": SMI_NAMES[strategy]})
             else:
                 chooser = {"entropy": EntropySampling, "badge": BADGE, "random": RandomSampling}[strategy](
-                    trained, unlabeled, model, 2, sargs)
+                    trained, unlabeled, model, 2, SELECT_ARGS)
             positions = np.asarray(chooser.select(budget), dtype=np.int64)
             select_seconds = time.perf_counter() - start
             predicted_rare = int(np.isin(probabilities(model, unlabeled).argmax(1), rare).sum())
@@ -133,7 +129,7 @@ def run(strategy: str, seed: int, data, scenario, rounds: int, budget: int, init
             seed_everything(rseed)
             start = time.perf_counter()
             model, logs = data_train(Images(images[labeled], labels[labeled], train_tf),
-                                     ResNet18(num_classes=2, channels=1), dict(args)).train()
+                                     ResNet18(num_classes=2, channels=1), dict(TRAIN_ARGS)).train()
             epochs, train_seconds = len(logs), time.perf_counter() - start
             if round_ == 0:
                 initial.update(state={k: v.clone() for k, v in model.state_dict().items()}, epochs=epochs,
@@ -149,8 +145,8 @@ def run(strategy: str, seed: int, data, scenario, rounds: int, budget: int, init
     return {"rounds": out, "finished": True}
 
 
-def rare_picked(record: dict) -> int:
-    return int(sum(r["selected_per_class"][1] for r in record["rounds"]))
+def rare_picked(record: dict, rare_classes) -> int:
+    return int(sum(r["selected_per_class"][c] for r in record["rounds"] for c in rare_classes))
 
 
 def main() -> None:
@@ -163,26 +159,33 @@ def main() -> None:
         raise SystemExit(f"{args.distil} is not a DISTIL checkout (no distil/utils/train_helper.py): "
                          "git clone https://github.com/decile-team/distil and pass its folder")
     sys.path.insert(0, str(args.distil.resolve()))
-    import distil
     config = configure("pneumonia_binary", profile="paper_cpu", seeds=args.seeds, strategies=args.strategies)
+    missing = [f"{s} seed {k}" for s in args.strategies for k in args.seeds
+               if not record_path(OURS, "pneumonia_binary", s, k).exists()]
+    if missing:
+        raise SystemExit(f"{OURS} has no paper_cpu record to pair with for {', '.join(missing)}; "
+                         "pass --seeds and --strategies it holds")
     data = load_data(config)
-    commit = distil_commit(args.distil)
+    commit = git_commit(args.distil)
     rows = []
     for seed in args.seeds:
         scenario, initial = build_scenario(data, config, seed), {}
         for strategy in args.strategies:
             parameters = {"strategy": strategy, "seed": seed, "rounds": config.rounds, "budget": config.budget,
-                          "distil_commit": commit, "threads": torch.get_num_threads(),
-                          "labeled": scenario.labeled.tolist(), "pool": scenario.pool.tolist()}
+                          "distil_commit": commit, "threads": torch.get_num_threads(), "train_args": TRAIN_ARGS,
+                          "select_args": SELECT_ARGS, "scenario_sha1": fingerprint(
+                              scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
             path = OUT / strategy / f"seed{seed}.json"
-            record = json.loads(path.read_text()) if path.exists() else None
+            record = read_json(path) if path.exists() else None
             if record is None or record.get("parameters") != parameters:
                 print(f"running {strategy} seed {seed}", flush=True)
-                record = {"parameters": parameters, "distil": str(Path(distil.__file__).parent),
+                record = {"parameters": parameters,
                           **run(strategy, seed, data, scenario, config.rounds, config.budget, initial)}
                 write_json_atomic(path, record)
-            ours = json.loads(record_path(OURS, "pneumonia_binary", strategy, seed).read_text())
-            rows.append({"strategy": strategy, "seed": seed, "ours": rare_picked(ours), "authors": rare_picked(record),
+            ours = read_json(record_path(OURS, "pneumonia_binary", strategy, seed))
+            rare = scenario.rare_classes
+            rows.append({"strategy": strategy, "seed": seed, "ours": rare_picked(ours, rare),
+                         "authors": rare_picked(record, rare),
                          "ours_rare_acc": ours["rounds"][-1]["rare_class_accuracy"],
                          "authors_rare_acc": record["rounds"][-1]["rare_class_accuracy"]})
     table = []

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clinical_utils.environment import restart_in_batch_environment
 from clinical_utils.experiments import build_scenario, configure, load_data
 from clinical_utils.loop import round_seed
 from clinical_utils.models import build_model
@@ -34,6 +35,7 @@ OLD_EPOCHS = {"breast_binary": 30}  # the quick profile's fixed epochs before th
 
 
 def main() -> None:
+    restart_in_batch_environment()
     out = []
     for name in EXPERIMENTS:
         for rule, overrides in RULES.items():

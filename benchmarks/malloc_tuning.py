@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clinical_utils.reproduce import MALLOC_TUNING
+from clinical_utils.environment import MALLOC_TUNING
 
 JOB = r"""
 import json, resource, sys, time, torch

@@ -4,16 +4,15 @@ ours against DISTIL's `SMI.select` on the same trained model, pool and queries, 
 The step is mostly the pool's forward pass, so this times `predict` at several batch sizes (checking that each
 gives exactly the outputs of the default batch, so records do not change), then the strategies on its outputs
 (`loop.select`), then DISTIL's select (its gradient embeddings from the same network through a thin adapter,
-submodlib kernels, LazyGreedy) when a checkout is given. Best of --repeats, fp32, the batch's MALLOC_TUNING
-(re-executes itself with it), torch's default thread count (2 here, as paper_cpu ran). Prints the table and
-writes results/bench/select_step_cpu.json. Run it with nothing else on the machine.
+submodlib kernels, LazyGreedy) when a checkout is given. Best of --repeats, fp32, the batch's environment
+(MALLOC_TUNING; re-executes itself with it), torch's default thread count (2 here, as paper_cpu ran). Prints the
+table and writes results/bench/select_step_cpu.json. Run it with nothing else on the machine.
 
     python benchmarks/select_step.py [--distil /path/to/distil] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clinical_utils.reproduce import MALLOC_TUNING
+from clinical_utils.environment import restart_in_batch_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (16, 32, 64, 128, 256)
@@ -60,8 +59,7 @@ def main() -> None:
     parser.add_argument("--distil", type=Path, help="a checkout of decile-team/distil (its SMI select is timed)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if any(os.environ.get(k) != v for k, v in MALLOC_TUNING.items()):  # glibc reads them at start: re-execute
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_TUNING})
+    restart_in_batch_environment()
 
     from clinical_utils.experiments import build_scenario, configure, load_data
     from clinical_utils.loop import select

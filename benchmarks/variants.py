@@ -9,9 +9,10 @@ strategies with each other within the variant (`stats.paired_table`: against ran
 counts the rounds whose picking model predicted no pool image rare.
 
 Records go to results/bench/<name>/<value>/ (read back when their parameters are equal); the tables to
-results/bench/variant_<name>_<value>.json. One thread per process, as the reference; about 30 minutes per
-experiment and value for all 13 strategies (5 for the 6 SMI functions). Runs of different experiments may go in
-parallel processes; a last run over all of them then only reads the records and writes the whole table.
+results/bench/variant_<name>_<value>.json. One thread per process in the batch's environment (re-executes itself
+with it), as the reference; about 30 minutes per experiment and value for all 13 strategies (5 for the 6 SMI
+functions). Runs of different experiments may go in parallel processes; a last run over all of them then only
+reads the records and writes the whole table.
 
     python benchmarks/variants.py embedding=gradients_rare --strategies flmi flqmi gcmi logdetmi flcmi logdetcmi
     python benchmarks/variants.py class_weight=balanced [--experiments pneumonia_binary breast_binary]
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 
 from clinical_utils import report
+from clinical_utils.environment import restart_in_batch_environment
 from clinical_utils.experiments import OFFLINE, configure, load_data, record_path, run_experiment
 from clinical_utils.loop import STRATEGIES
 from clinical_utils.records import write_json_atomic
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the reference's: 1)")
     args = parser.parse_args()
+    restart_in_batch_environment()
     torch.set_num_threads(args.threads)
     name, value = args.change
     out = ROOT / "results" / "bench" / name / str(value)
@@ -70,7 +73,7 @@ def main() -> None:
             raise SystemExit(f"the committed reference has no {experiment} records for {sorted(set(missing))} under "
                              f"{REFERENCE}; pass --strategies from those it holds")
         variant = configure(experiment, strategies=args.strategies, results_dir=str(out), **{name: value})
-        data = load_data(reference)
+        data = load_data(variant)  # the variant may change the data (dataset, data_root)
         frames.append(report.rounds_frame(run_experiment(data, reference, progress=False)).assign(variant="reference"))
         frames.append(report.rounds_frame(run_experiment(data, variant)).assign(variant=f"{name}={value}"))
     frame = pd.concat(frames, ignore_index=True)
@@ -86,13 +89,14 @@ def main() -> None:
     against_reference = pd.DataFrame(rows)
     variant_frame = frame[frame["variant"] != "reference"]
     within = paired_table(variant_frame)
-    blind = blind_rounds(frame).merge(blind_rounds(variant_frame), on=["experiment", "strategy"],
-                                      suffixes=("_reference", "_variant"))
+    blind = blind_rounds(frame[frame["variant"] == "reference"]).merge(
+        blind_rounds(variant_frame), on=["experiment", "strategy"], suffixes=("_reference", "_variant"))
     with pd.option_context("display.width", 220, "display.max_rows", None):
         print(f"{name}={value} minus the reference, paired by seed (final round, 95% t interval):")
         print(against_reference.round(3).to_string(index=False))
-        print(f"\nwithin {name}={value}: every strategy against random and the best baseline")
-        print(within.round(3).to_string(index=False))
+        if not within.empty:  # needs random or a baseline among the strategies
+            print(f"\nwithin {name}={value}: every strategy against random and the best baseline")
+            print(within.round(3).to_string(index=False))
         print("\nselection rounds whose picking model predicted no pool image rare")
         print(blind.to_string(index=False))
     write_json_atomic(ROOT / "results" / "bench" / f"variant_{name}_{value}.json",

@@ -31,6 +31,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
+from .environment import usable_cores
 from .records import RecordError, read_json
 
 
@@ -133,8 +134,7 @@ def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, t
     if threads is None:
         info = get_client().scheduler_info()["workers"]
         slots = sum(w["nthreads"] for address, w in info.items() if urlparse(address).hostname == host)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS: all
-        threads = max(1, cores // max(1, slots))
+        threads = max(1, usable_cores() // max(1, slots))
     os.environ.update(env)  # the kernel inherits them; this process runs no other shard meanwhile
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when the kernel imports it
         os.environ[name] = str(threads)

@@ -44,10 +44,11 @@ def versions() -> dict:
     return out
 
 
-def git_commit() -> str | None:
+def git_commit(folder: Path | None = None) -> str | None:
+    """HEAD of the git checkout holding `folder` (default: this package's), or None outside one."""
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
+                              cwd=folder or Path(__file__).resolve().parent)
         return done.stdout.strip() or None if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -55,8 +56,14 @@ def git_commit() -> str | None:
 
 def describe_device(device) -> str:
     """The device a run used, for its record: on CUDA also the GPU's name and the CUDA_VISIBLE_DEVICES that mapped
-    it (a grid worker's GPU)."""
+    it (a grid worker's GPU); on the CPU the bf16 instructions it has and the oneDNN cap in force, because bf16
+    results differ in the last bits between AMX and AVX512_BF16 kernels (environment.REFERENCE_ISA)."""
     device = torch.device(device)
+    if device.type == "cpu":
+        has = [name for name, present in (("avx512_bf16", torch.cpu._is_avx512_bf16_supported()),
+                                          ("amx", torch.cpu._is_amx_tile_supported())) if present]
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
+        return f"cpu ({', '.join(has) or 'no avx512_bf16 or amx'}; ONEDNN_MAX_CPU_ISA={cap})"
     if device.type != "cuda":
         return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -138,8 +145,8 @@ def open_record(path: Path | None, parameters: dict, rare_classes, device) -> di
     """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
     A stored record with other parameters is a StaleRecordError, so a run only ever resumes its own rounds."""
     record = {"parameters": parameters, "rare_classes": [int(c) for c in rare_classes], "versions": versions(),
-              "git_commit": git_commit(), "device": describe_device(device), "threads": torch.get_num_threads(), "rounds": [],
-              "finished": False}
+              "git_commit": git_commit(), "device": describe_device(device), "threads": torch.get_num_threads(),
+              "rounds": [], "finished": False}
     if path is not None and path.exists():
         previous = read_json(path)
         check_parameters(path, {**previous["parameters"], "rare_classes": previous["rare_classes"]},

@@ -33,6 +33,7 @@ import torch
 
 from . import experiments, noisy_experiments
 from .data import DataError, ensure_file
+from .environment import BATCH_ENVIRONMENT
 from .grid import Outcome, Shard, check_cluster, done_before, error_line, run_grid, run_notebook, start_client
 from .records import read_json, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
@@ -43,12 +44,6 @@ from .train import resolve_device
 NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
 
 SUMMARY = "summary"
-
-# glibc hands the memory of large freed tensors (a batch's activations) back to the OS at once, so the next batch
-# page-faults it in again: a third of a kernel's CPU time went to the system here. Keeping it (up to 4 GiB) makes
-# inference 1.7x faster (benchmarks/malloc_tuning.py) and changes no number.
-MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
-
 
 def runs_dir(profile: str) -> str:
     """Where a batch computes, relative to the repository root."""
@@ -193,7 +188,7 @@ def _run_grid(names, profile, overrides, notebooks, run, configs, workers, sched
     client = start_client(workers, scheduler, gpus=torch.cuda.device_count() if gpu else 0)
     outcomes, start = {}, time.perf_counter()
     # the kernels on the workers need what the batch set here (a remote worker has its own environment)
-    env = {k: os.environ[k] for k in ("MEDMNIST_ROOT", "TQDM_DISABLE", *MALLOC_TUNING) if k in os.environ}
+    env = {k: os.environ[k] for k in ("MEDMNIST_ROOT", "TQDM_DISABLE", *BATCH_ENVIRONMENT) if k in os.environ}
     try:
         try:
             count = check_cluster(client, gpu)
@@ -389,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when a kernel imports it
         os.environ[name] = str(args.threads or 1)
     os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it: saved notebooks carry no progress bars
-    for name in MALLOC_TUNING:  # read by glibc when a kernel starts; a user's own setting wins
-        os.environ.setdefault(name, MALLOC_TUNING[name])
+    for name, value in BATCH_ENVIRONMENT.items():  # read by glibc and oneDNN when a kernel starts; a user's own wins
+        os.environ.setdefault(name, value)
     if os.environ.get("MEDMNIST_ROOT"):  # the kernels run in notebooks/: a relative root must not move with them
         os.environ["MEDMNIST_ROOT"] = str(Path(os.environ["MEDMNIST_ROOT"]).expanduser().resolve())
     try:

@@ -1,11 +1,13 @@
 """A fast training engine for small images: the whole split lives on the device as one uint8 tensor.
 
 Batches are drawn by index permutation and augmented on tensors (random horizontal flips), so the loop
-does no per-image Python work. `class_weight="balanced"` weighs each class's loss by n / (K n_c) (scikit-learn's
-rule), which keeps a small model from calling every image common (benchmarks/initial_collapse.py). With
-precision "bf16" it trains under bf16 autocast in channels-last layout: "auto" takes it on CUDA and on CPUs with
-native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about 2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs
-with the same seed, precision and thread count give identical weights.
+does no per-image Python work. `class_weight="balanced"` weighs each image's loss by its class's n / (K n_c)
+(scikit-learn's rule over the K classes present; a batch's loss is the weighted mean, PyTorch's cross_entropy
+weight), which makes a collapsed small model, one calling every image common, much rarer
+(benchmarks/initial_collapse.py). With precision "bf16" it trains under bf16 autocast in channels-last layout:
+"auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about 2x
+faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs with
+the same seed, precision, thread count and oneDNN kernels (environment.REFERENCE_ISA) give identical weights.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ class TrainConfig:
     target_train_accuracy: float | None = None
     flip: bool = True
     precision: str = "auto"  # "bf16": autocast + channels-last; "fp32"; "auto": bf16 where native_bf16
-    class_weight: str | None = None  # None: plain cross-entropy; "balanced": class c weighted n / (K n_c)
+    class_weight: str | None = None  # None: plain cross-entropy; "balanced": class c weighted n / (K n_c), K present
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -176,7 +178,8 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     """
     device = resolve_device(device)
     x_all = as_uint8_tensor(images, device)
-    y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)
+    labels = np.asarray(labels)
+    y_all = torch.as_tensor(labels, dtype=torch.long).to(device)
     n = len(y_all)
     if n != len(x_all) or n < 2:
         raise ValueError(f"need at least 2 images with one label each; got {len(x_all)} images, {n} labels")
@@ -188,7 +191,7 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     opt, sched = optimizer(model, config, n)
     weight = None
     if config.class_weight == "balanced":
-        weight = torch.as_tensor(class_weights(np.asarray(labels), model.head.out_features), dtype=torch.float32,
+        weight = torch.as_tensor(class_weights(labels, model.head.out_features), dtype=torch.float32,
                                  device=device)
     gen = torch.Generator().manual_seed(seed)  # CPU generator: same stream on every device
     history, start = [], time.perf_counter()
@@ -227,8 +230,8 @@ def predict(model: torch.nn.Module, images, device: str | torch.device = "auto",
     """Class probabilities (N, K) float32, and with `features=True` also penultimate features (N, d).
 
     batch_size: None for 128 images on the CPU (ResNet-18 (28) on 1,103 images: 4.8 s against 6.9 s at 1,024 with
-    glibc's default malloc settings, the same 4.3 s with the batch's MALLOC_TUNING; the outputs bit for bit the
-    same) and 1,024 elsewhere.
+    glibc's default malloc settings; with the batch's MALLOC_TUNING as fast as any of 16-256, of which 64 and
+    smaller change the outputs' last bits, benchmarks/select_step.py) and 1,024 elsewhere.
     """
     device = resolve_device(device)
     batch_size = batch_size or (128 if device.type == "cpu" else 1024)

@@ -157,3 +157,13 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_records(data_root, tm
     for path in sorted((tmp_path / "whole").rglob("seed*.json")):
         resumed = json.loads((tmp_path / "killed" / path.relative_to(tmp_path / "whole")).read_text())
         assert strip(resumed) == strip(json.loads(path.read_text())) and resumed["finished"]
+
+
+def test_a_cpu_record_names_its_bf16_instructions_and_the_onednn_cap(monkeypatch):
+    # bf16 records repeat only under equal oneDNN kernels, so a record says which could run
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    described = records.describe_device("cpu")
+    assert described.startswith("cpu (") and described.endswith("ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)")
+    assert ("amx" in described) == records.torch.cpu._is_amx_tile_supported()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert records.describe_device("cpu").endswith("ONEDNN_MAX_CPU_ISA=unset)")

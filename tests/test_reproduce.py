@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from clinical_utils import reproduce
+from clinical_utils import environment, reproduce
 from clinical_utils.data import DataError
 from medmnist_fixtures import write_download_sets
 
@@ -106,16 +106,21 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
     assert "run this from the repository root" in capsys.readouterr().err
 
 
-def test_the_kernels_get_an_absolute_data_root_and_the_malloc_tuning(repo, monkeypatch):
+def test_the_kernels_get_an_absolute_data_root_and_the_batch_environment(repo, monkeypatch):
     monkeypatch.chdir(repo)
     monkeypatch.setenv("MEDMNIST_ROOT", "data")
-    for name in reproduce.MALLOC_TUNING:
-        monkeypatch.delenv(name, raising=False)
+    for name in environment.BATCH_ENVIRONMENT:
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores the session's value after main sets it
+        monkeypatch.delenv(name)
     monkeypatch.setattr(reproduce, "run_batch", lambda *args: [reproduce.Outcome("blood_binary", "ran")])
     monkeypatch.setattr(reproduce, "report", lambda *args: "")
     assert reproduce.main(["--only", "blood_binary"]) == 0
     assert reproduce.os.environ["MEDMNIST_ROOT"] == str(repo / "data")
-    assert all(reproduce.os.environ[name] == value for name, value in reproduce.MALLOC_TUNING.items())
+    assert all(reproduce.os.environ[name] == value for name, value in environment.BATCH_ENVIRONMENT.items())
+    assert reproduce.os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_BF16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # a user's own choice (AMX's speed) is kept
+    assert reproduce.main(["--only", "blood_binary"]) == 0
+    assert reproduce.os.environ["ONEDNN_MAX_CPU_ISA"] == "ALL"
 
 
 def test_set_values_are_python_literals_or_strings():

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+import pytest
+
+from clinical_utils import environment
+
+
+def test_the_kernel_spec_gets_every_batch_setting():
+    printed = subprocess.run([sys.executable, "-m", "clinical_utils.environment", "--kernel-env"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    pairs = dict(zip(printed[1::3], printed[2::3]))
+    assert printed[::3] == ["--env"] * len(environment.BATCH_ENVIRONMENT) and pairs == environment.BATCH_ENVIRONMENT
+    assert pairs["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_BF16"
+
+
+def test_default_workers_are_bounded_by_cores_and_memory(monkeypatch):
+    monkeypatch.setattr(environment, "usable_cores", lambda: 64)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 8 * (1 << 30) // 4096}  # 8 GiB
+    monkeypatch.setattr(environment.os, "sysconf", pages.__getitem__)
+    assert environment.default_workers() == 8 // environment.KERNEL_GIB
+    monkeypatch.setattr(environment, "usable_cores", lambda: 1)
+    assert environment.default_workers() == 1
+
+
+def test_a_benchmark_restarts_once_with_the_settings_it_lacks(monkeypatch):
+    calls = []
+    monkeypatch.setattr(environment.os, "execve", lambda *args: calls.append(args))
+    for name in environment.BATCH_ENVIRONMENT:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # a caller's own choice stays
+    environment.restart_in_batch_environment()
+    (executable, argv, env), = calls
+    assert executable == sys.executable and argv == sys.orig_argv
+    assert env["ONEDNN_MAX_CPU_ISA"] == "ALL" and env["MALLOC_MMAP_THRESHOLD_"] == str(4 << 30)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1")
+    environment.restart_in_batch_environment()  # nothing lacking: no restart
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("argv", [[], ["--kernel-env", "--workers"]])
+def test_the_command_wants_one_question(argv):
+    with pytest.raises(SystemExit):
+        environment.main(argv)
