@@ -20,7 +20,7 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_
 # paper_cpu) runs no AMX kernels.
 REFERENCE_ISA = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 BATCH_ENVIRONMENT = {**MALLOC_TUNING, **REFERENCE_ISA}
-KERNEL_GIB = 2  # memory a quick-profile kernel may take (peak here: about 1.8 GiB per worker)
+KERNEL_GIB = 2  # memory a quick-profile kernel may take (here 3.9 GB in use at the peak of 2 workers' batch)
 
 
 def usable_cores() -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clinical_utils.environment import BATCH_ENVIRONMENT
 from medmnist_fixtures import write_download_sets, write_medmnist_npz
 
 
@@ -26,6 +27,14 @@ def real_root():
     if not root:
         pytest.skip("MEDMNIST_ROOT is not set; point it at a folder with the official MedMNIST files")
     return Path(root)
+
+
+@pytest.fixture
+def without_batch_environment(monkeypatch):
+    """BATCH_ENVIRONMENT's variables unset, and the session's values back afterwards whatever the test sets."""
+    for name in BATCH_ENVIRONMENT:
+        monkeypatch.setenv(name, "")  # records the value to restore, which delenv alone would not for an unset one
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -106,12 +106,10 @@ def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):
     assert "run this from the repository root" in capsys.readouterr().err
 
 
-def test_the_kernels_get_an_absolute_data_root_and_the_batch_environment(repo, monkeypatch):
+def test_the_kernels_get_an_absolute_data_root_and_the_batch_environment(repo, monkeypatch,
+                                                                        without_batch_environment):
     monkeypatch.chdir(repo)
     monkeypatch.setenv("MEDMNIST_ROOT", "data")
-    for name in environment.BATCH_ENVIRONMENT:
-        monkeypatch.setenv(name, "")  # so that monkeypatch restores the session's value after main sets it
-        monkeypatch.delenv(name)
     monkeypatch.setattr(reproduce, "run_batch", lambda *args: [reproduce.Outcome("blood_binary", "ran")])
     monkeypatch.setattr(reproduce, "report", lambda *args: "")
     assert reproduce.main(["--only", "blood_binary"]) == 0
