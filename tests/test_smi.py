@@ -155,7 +155,10 @@ def test_large_pool_paths_match_submodlib(memory_budget):
 def test_kept_gains_pick_as_fresh_ones_on_near_ties(function, data, monkeypatch):
     """Unclustered data and two-class gradient embeddings leave many candidates within float32 rounding of the
     best gain after a few picks; the kept gains (lowered pick by pick) must still pick what lazy greedy picks
-    from freshly computed gains: on the kept kernel, after lazy greedy hands over, and with lazy greedy alone."""
+    from freshly computed gains: on the kept kernel, after lazy greedy hands over, and with lazy greedy alone.
+    Small tiles, so that every gain is summed over several tiles and batches of different sizes share them."""
+    monkeypatch.setattr(smi, "TILE_ROWS", 100)
+    monkeypatch.setattr(smi, "TILE_COLUMNS", 300)
     rng = np.random.default_rng(5)
     n, d = 3000, 128
     if data == "isotropic":

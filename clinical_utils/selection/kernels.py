@@ -70,11 +70,11 @@ def dims(x) -> tuple[int, ...]:
     return (x.e.shape[1], x.h.shape[1]) if isinstance(x, GradientEmbedding) else (x.shape[1],)
 
 
-def inner(a, b) -> torch.Tensor:
-    """Inner products (len(a), len(b)) of two embedding sets of the same kind."""
-    if isinstance(a, GradientEmbedding):
-        return (a.h @ b.h.T).add_(1).mul_(a.e @ b.e.T)  # in place: no further (len(a), len(b)) temporaries
-    return a @ b.T
+def inner(a, b, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Inner products (len(a), len(b)) of two embedding sets of the same kind, written into `out` if given."""
+    if isinstance(a, GradientEmbedding):  # in place: no further (len(a), len(b)) temporaries
+        return torch.matmul(a.h, b.h.T, out=out).add_(1).mul_(a.e @ b.e.T)
+    return torch.matmul(a, b.T, out=out)
 
 
 def sq_norms(a) -> torch.Tensor:
@@ -126,9 +126,11 @@ def self_similarity(p: Prepared, kernel: str) -> torch.Tensor:
     return (1 + p.sqnorm) / 2 if kernel == "cosine01" else p.sqnorm.clone()
 
 
-def similarity(a: Prepared, b: Prepared, kernel: str, scale: float = 1.0) -> torch.Tensor:
-    """Kernel block (len(a), len(b)); `scale` is the rbf bandwidth s."""
-    g = inner(a.emb, b.emb)
+def similarity(a: Prepared, b: Prepared, kernel: str, scale: float = 1.0, *,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Kernel block (len(a), len(b)); `scale` is the rbf bandwidth s. The cosine kernels write it into `out` if
+    given (a reused buffer stays in cache); rbf always returns a fresh tensor."""
+    g = inner(a.emb, b.emb, out=out if kernel != "rbf" else None)
     if kernel == "cosine01":
         return g.add_(1).mul_(0.5)
     if kernel == "cosine":

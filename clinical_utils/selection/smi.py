@@ -26,7 +26,7 @@ recomputed every step, in O(n (d + |Q| + |P| + |A|)) with incremental Cholesky f
 
 Memory is linear in n, except where facility location keeps the fp32 pool kernel: it does when the kernel fits
 in `memory_budget` (default: up to n = 16,384) and then keeps every candidate's gain current, lowering it over
-the rows each pick changes. Larger pools compute kernel entries in blocks when needed, only for the rows that
+the rows each pick changes. Larger pools compute kernel entries in tiles when needed, only for the rows that
 can still gain (rows whose contribution has not reached its cap), by lazy greedy: first as bf16 upper bounds
 with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000), then in fp32 for the
 candidate about to be picked. Where the bounds stop separating the candidates (unclustered data), lazy greedy
@@ -50,8 +50,12 @@ UNCONDITIONAL = tuple(f for f in FUNCTIONS if f not in CONDITIONAL)  # need no p
 BACKENDS = ("native", "submodlib")
 FLOAT_MIN = torch.finfo(torch.float32).tiny  # std::numeric_limits<float>::min(), submodlib's start for max_q
 BLOCK_BYTES = 1 << 26  # one kernel block in flight: 64 MiB
-CHUNK_BYTES = 1 << 26  # the kept-gains greedy's blocks, 64 MiB, beside the kept kernel (at n = 100,000, fp32
-# products of 41 rows, a 16 MiB block, ran at 70 GFLOP/s against 110-150 for 128-1,024 rows on a 2-core Xeon)
+TILE_BYTES = 1 << 23  # facility location's kernel tiles, 8 MiB in one reused buffer, clamped and summed while still
+# in cache (n = 100,000, 2-core EPYC: 2,048 rows against every point in 1.4 s, against 2.1 s as 64 MiB blocks)
+TILE_ROWS = 1024  # rows per tile at most (n = 100,000: bf16 bounds of 1,024 candidates at a time cost 0.17 ms
+# a candidate, 167 at a time (a 64 MiB block) 0.21-0.25 ms)
+TILE_COLUMNS = TILE_BYTES // (4 * TILE_ROWS)  # the width of tiles summed into gains: fixed, so that a candidate's
+# float32 gain does not depend on how many candidates are computed with it (lazy greedy and the kept gains agree)
 FAST_BOUNDS_MIN_N = 4096
 U32 = 2.0 ** -24  # float32's unit roundoff
 SUM_ROWS = 8  # kernel rows per float32 sum when a pick lowers the kept gains
@@ -68,7 +72,7 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     eta: query magnification (queryDiversityEta for flqmi); nu: privacy hardness; lam: added to the
     log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel (4 n^2 bytes; the
     default keeps it up to n = 16,384), the fastest path on every input measured; larger pools bound gains in
-    bf16 (cosine kernels on plain embeddings) or compute kernel blocks when needed. device: where the native
+    bf16 (cosine kernels on plain embeddings) or compute kernel tiles when needed. device: where the native
     backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a
     terminal). Returns pool indices (budget,) int64, in pick order.
     """
@@ -176,19 +180,29 @@ class _Space:
             self.lam_x, self.lam_e = top(x), top(rounding)
             self.root_low = math.sqrt(self.lam_x) + math.sqrt(self.lam_e)
             self.root_abs = 1.01 * float(back.norm())
-            # reused buffers: a fresh 64 MiB tensor per block costs more in page faults than the product
-            self._low_buffer = torch.empty(self.block * self.n, dtype=torch.bfloat16, device=self.device)
-            self.buffer = torch.empty(self.block * self.n, device=self.device)
+            self.low_tile = torch.empty((TILE_ROWS + 1) * TILE_COLUMNS, dtype=torch.bfloat16, device=self.device)
+        # one reused tile: fresh blocks cost page faults, and a tile is clamped and summed while still in cache
+        self.tile = torch.empty((TILE_ROWS + 1) * TILE_COLUMNS, device=self.device)
 
-    def sim(self, a: Prepared, b: Prepared) -> torch.Tensor:
-        return similarity(a, b, self.kernel, self.scale)
+    def sim(self, a: Prepared, b: Prepared, out: torch.Tensor | None = None) -> torch.Tensor:
+        return similarity(a, b, self.kernel, self.scale, out=out)
+
+    def tiles(self, count: int, height: int, fixed: bool):
+        """Spans of `count` columns, each with the reused tile (height, stop - start): yields (start, stop, tile).
+        fixed: TILE_COLUMNS wide, for float32 sums along the rows that must not depend on the height (gains); else
+        as many times TILE_COLUMNS as the buffer allows (2,050 columns instead of 2,048 took the kept gains from 15
+        to 19 s at n = 30,000). height: at most TILE_ROWS + 1."""
+        width = TILE_COLUMNS * (1 if fixed else max(1, len(self.tile) // (height * TILE_COLUMNS)))
+        for start in range(0, count, width):
+            stop = min(start + width, count)
+            yield start, stop, self.tile[:height * (stop - start)].view(height, stop - start)
 
     def pool_vs(self, other: Prepared) -> torch.Tensor:
         """(n, len(other)) similarities of the pool with a small set (queries, privates)."""
         return self.sim(self.pool, other)
 
     def live_rows(self, mask: torch.Tensor) -> _Rows:
-        """Gather the pool rows in `mask` once, for all the blocks computed against them this step."""
+        """Gather the pool rows in `mask` once, for all the tiles computed against them this step."""
         exact = rows(self.pool, mask)
         if self.low is None:
             return _Rows(mask, exact, None)
@@ -198,31 +212,34 @@ class _Space:
         """Exact kernel entries (len(idx), rows): pool points idx against the gathered rows; a fresh tensor."""
         return self.sim(rows(self.pool, idx), of.exact)
 
-    def approx_block_of(self, idx: torch.Tensor, of: _Rows) -> tuple[torch.Tensor, torch.Tensor]:
-        """bf16 inner products (len(idx), rows) like `block_of`, in cosine units, and for each point j in idx a
-        bound on the sum over the rows of their absolute error.
+    @staticmethod
+    def approx_products(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Inner products (len(a), len(b)) of bf16 pool rows (self.low rows), in cosine units, accumulated in fp32,
+        written into `out` (bf16)."""
+        cuda = torch.backends.cuda.matmul
+        reduced = cuda.allow_bf16_reduced_precision_reduction
+        try:  # the bound needs fp32 accumulation: cuBLAS may otherwise reduce partial sums in bf16
+            cuda.allow_bf16_reduced_precision_reduction = False
+            return torch.matmul(a, b.T, out=out)
+        finally:
+            cuda.allow_bf16_reduced_precision_reduction = reduced
+
+    def approx_error(self, idx: torch.Tensor, count: int) -> torch.Tensor:
+        """For each point j in idx (len(idx),) a bound on the sum of the absolute errors of its `approx_products`
+        with any `count` pool rows.
 
         x unit rows, x~ = bf16(x), e = x - x~, r = ||e||, m = ||x~||. The product accumulates in fp32 over d
         terms (error <= gamma_d <|x~_j|, |x~_i|>) and is rounded to bf16 (<= 2^-8 of the value), so per entry
         |<x_j, x_i> - v_ji| <= |<e_j, x_i>| + |<x~_j, e_i>| + 2^-8 |<x~_j, x~_i>| + 2 gamma_d <|x~_j|, |x~_i|>.
         Over rows R, sum_i |<a, y_i>| <= sqrt(|R| lam) ||a|| (Cauchy-Schwarz, then lam the largest eigenvalue
         of Y^T Y over all rows), so the summed error is at most sqrt(|R|) (sqrt(lam_X) r_j + (sqrt(lam_E)
-        + 2^-8 sqrt(lam_X~) + 2 gamma_d sqrt(lam_|X~|)) m_j): no pass over the block is needed.
+        + 2^-8 sqrt(lam_X~) + 2 gamma_d sqrt(lam_|X~|)) m_j): no pass over the products is needed.
         """
-        count = len(of.low)
-        out = self._low_buffer[:len(idx) * count].view(len(idx), count)
-        cuda = torch.backends.cuda.matmul
-        reduced = cuda.allow_bf16_reduced_precision_reduction
-        try:  # the bound needs fp32 accumulation: cuBLAS may otherwise reduce partial sums in bf16
-            cuda.allow_bf16_reduced_precision_reduction = False
-            v = torch.matmul(self.low[idx], of.low.T, out=out)
-        finally:
-            cuda.allow_bf16_reduced_precision_reduction = reduced
         d = self.low.shape[1]
         gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
         r, m = self.low_err[idx], self.low_norm[idx]
         per_m = math.sqrt(self.lam_e) + 2.0 ** -8 * self.root_low + 2 * gamma * self.root_abs
-        return v, math.sqrt(count) * (math.sqrt(self.lam_x) * r + per_m * m)
+        return math.sqrt(count) * (math.sqrt(self.lam_x) * r + per_m * m)
 
     def all_blocks(self):
         """Pool indices in blocks small enough to hold (block, n) kernel entries."""
@@ -231,7 +248,7 @@ class _Space:
 
 
 STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale, a bf16 bound, its exact gain
-FIRST_BATCH = {STALE: 64, BOUNDED: 16}  # candidates refreshed at once; doubled while the step goes on
+FIRST_BATCH = {STALE: 64, BOUNDED: 16}  # candidates refreshed at once; doubled up to TILE_ROWS while the step goes on
 
 
 def _caps_and_floors(space: _Space, eta: float, nu: float | None):
@@ -257,33 +274,36 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
     index): the picks are exact greedy's. state: (c, live, picked, picks) of a greedy run to go on with.
     """
     n, kept = space.n, space.dense
-    chunk = max(1, CHUNK_BYTES // (4 * n))  # kernel rows at a time
-    buffer = torch.empty(chunk, n, device=space.device)  # reused: fresh blocks cost page faults
 
-    def kernel_rows(idx: torch.Tensor) -> torch.Tensor:
-        """Kernel rows (len(idx), n), len(idx) <= chunk; kept rows are copied into the buffer."""
-        if kept is not None:
-            return torch.index_select(kept, 0, idx, out=buffer[:len(idx)])
-        return space.sim(rows(space.pool, idx), space.pool)
+    def kernel_tiles(idx: torch.Tensor, columns: torch.Tensor | None, gathered: Prepared, fixed: bool):
+        """Kernel entries of pool points idx (at most TILE_ROWS) against pool points `columns` (None: every point),
+        tile by tile (`_Space.tiles`): yields (start, stop, tile (len(idx), stop - start)) for columns[start:stop],
+        the tile in the reused buffer where it can be. gathered: rows(space.pool, columns), gathered once by the
+        caller (unused where the kernel is kept)."""
+        count = n if columns is None else len(columns)
+        mine = rows(space.pool, idx) if kept is None else None
+        for start, stop, out in space.tiles(count, len(idx), fixed):
+            if kept is None:
+                yield start, stop, space.sim(mine, rows(gathered, slice(start, stop)), out)
+            elif columns is None:
+                yield start, stop, torch.index_select(kept[:, start:stop], 0, idx, out=out)
+            else:
+                yield start, stop, kept[idx[:, None], columns[None, start:stop]]
 
     def fresh_gains(idx: torch.Tensor, live_rows: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
         """Gains (len(idx),) from kernel entries, computed as `_lazy_greedy` computes exact gains (summed in
-        `dtype`)."""
-        lo, hi = low[None, live_rows], t[None, live_rows]
-        step = max(1, CHUNK_BYTES // (4 * max(1, len(live_rows))))
+        `dtype`, tile by tile)."""
+        lo, hi = low[live_rows], t[live_rows]
         every = len(live_rows) == n
-        of = None if every or kept is not None else rows(space.pool, live_rows)  # gathered once, not per block
-        out = []
-        for start in range(0, len(idx), step):
-            at = idx[start:start + step]
-            if every:  # every row: whole kernel rows (step == chunk here)
-                block = kernel_rows(at)
-            elif kept is not None:
-                block = kept[at[:, None], live_rows]
-            else:
-                block = space.sim(rows(space.pool, at), of)
-            out.append(block.clamp_(min=lo, max=hi).sub_(lo).sum(1, dtype=dtype))
-        return torch.cat(out)
+        columns = None if every else live_rows
+        gathered = space.pool if every or kept is not None else rows(space.pool, live_rows)
+        out = torch.zeros(len(idx), dtype=torch.float64, device=space.device)  # the tiles' sums, added in float64
+        for first in range(0, len(idx), TILE_ROWS):
+            at = idx[first:first + TILE_ROWS]
+            for start, stop, tile in kernel_tiles(at, columns, gathered, fixed=True):
+                a, b = lo[None, start:stop], hi[None, start:stop]
+                out[first:first + len(at)] += tile.clamp_(min=a, max=b).sub_(a).sum(1, dtype=dtype)
+        return out.to(dtype)
 
     t, c, live = _caps_and_floors(space, eta, nu)
     picked, picks = torch.zeros(n, dtype=torch.bool, device=space.device), []
@@ -315,16 +335,21 @@ def _kept_gains_greedy(space: _Space, steps, eta: float, nu: float | None, state
         best = int(band[_argmax_last(fresh)])
         picks.append(best)
         picked[best] = True
-        column = kernel_rows(torch.tensor([best], device=space.device))[0].clone()
+        column = kept[best] if kept is not None else space.sim(
+            rows(space.pool, torch.tensor([best], device=space.device)), space.pool)[0]
         new = torch.maximum(low, torch.minimum(column, t))
         changed = (new > low).nonzero()[:, 0]
-        for start in range(0, len(changed), chunk):
-            at = changed[start:start + chunk]
+        for first in range(0, len(changed), TILE_ROWS):
+            at = changed[first:first + TILE_ROWS]
             was, now = low[at, None], new[at, None]
-            block = kernel_rows(at).clamp_(min=was, max=now).sub_(was)
             whole = len(at) - len(at) % SUM_ROWS  # float32 sums of SUM_ROWS rows at most, added in float64
-            gain -= block[:whole].view(-1, SUM_ROWS, n).sum(1).sum(0, dtype=torch.float64)
-            gain -= block[whole:].sum(0)
+            for start, stop, tile in kernel_tiles(at, None, space.pool, fixed=False):  # sums along columns
+                # clamp(was, now) as maximum then minimum: the same numbers, but clamp_ with per-row bounds ran
+                # at 2.4 G entries/s against 20 for these two (1,024 x 2,048 tile, 2-core EPYC)
+                torch.minimum(torch.maximum(tile, was, out=tile), now, out=tile).sub_(was)
+                part = gain[start:stop]  # a view: the gains are lowered in place
+                part -= tile[:whole].view(-1, SUM_ROWS, stop - start).sum(1).sum(0, dtype=torch.float64)
+                part -= tile[whole:].sum(0)
         low = new
         live = low < t
     return picks
@@ -357,19 +382,30 @@ def _lazy_greedy(space: _Space, steps, eta: float, nu: float | None) -> list[int
 
     def gains(idx: torch.Tensor, exact: bool) -> torch.Tensor:
         # only the rows that can still gain are computed: they thin out quickly as the picks cover the pool
-        lo, hi = c[None, live], t[None, live]
+        lo, hi = c[live], t[live]
+        if not exact:
+            lo, hi = (lo - (1 - half)) / half, (hi - (1 - half)) / half
+        mine = rows(space.pool, idx) if exact else space.low[idx]
+        # float32 sums per tile, added in float64: no worse than one float32 sum over the rows, plus one rounding
+        total = torch.zeros(len(idx), dtype=torch.float64, device=space.device)
+        for start, stop, tile in space.tiles(len(lo), len(idx), fixed=exact):
+            a, b = lo[None, start:stop], hi[None, start:stop]
+            if exact:
+                total += space.sim(mine, rows(of.exact, slice(start, stop)), tile).clamp_(min=a, max=b).sub_(a).sum(1)
+            else:
+                v = space.approx_products(mine, of.low[start:stop], space.low_tile[:tile.numel()].view(tile.shape))
+                # to fp32 first, then clamp in place: clamp with bf16 input and fp32 bounds is five times slower
+                total += tile.copy_(v).clamp_(min=a, max=b).sum(1)
         if exact:
-            return space.block_of(idx, of).clamp_(min=lo, max=hi).sub_(lo).sum(1)  # a fresh block: in place
-        v, err = space.approx_block_of(idx, of)
-        lo, hi = (lo - (1 - half)) / half, (hi - (1 - half)) / half
-        # to fp32 first, then clamp in place: clamp with bf16 input and fp32 bounds is five times slower
-        clamped = space.buffer[:v.numel()].view(v.shape).copy_(v).clamp_(min=lo, max=hi)
-        g = half * (clamped.sum(1) - lo.sum())
-        return g + half * err + 1e-6 * (lo.shape[1] + g.abs())  # + the float32 rounding of the sums
+            return total.float()
+        g = half * (total.float() - lo.sum())
+        # + the bf16 products' error and the float32 rounding of the sums
+        return g + half * space.approx_error(idx, len(lo)) + 1e-6 * (len(lo) + g.abs())
 
     fast = space.low is not None
     of = space.live_rows(live)
-    bound = torch.cat([gains(idx, exact=not fast) for idx in space.all_blocks()])
+    everyone = torch.arange(space.n, device=space.device)
+    bound = torch.cat([gains(idx, exact=not fast) for idx in everyone.split(TILE_ROWS)])
     state = torch.full((space.n,), BOUNDED if fast else EXACT, dtype=torch.int8, device=bound.device)
     picked = torch.zeros(space.n, dtype=torch.bool, device=bound.device)
     picks, budget = [], len(steps)
@@ -390,7 +426,7 @@ def _lazy_greedy(space: _Space, steps, eta: float, nu: float | None) -> list[int
             bound[top] = gains(top, exact)
             work += len(top) * rows_live * (1.0 if exact else 0.5)
             state[top] = EXACT if exact else BOUNDED
-            batch[level] = min(2 * batch[level], space.block)
+            batch[level] = min(2 * batch[level], TILE_ROWS)
         picks.append(best)
         picked[best] = True
         column = space.block_of(torch.tensor([best], device=bound.device), of)[0]
