@@ -335,6 +335,7 @@ model = "small_cnn"  # small_cnn or resnet18
 size = 28  # images are resized to size x size pixels: 28, 64, 128 or 224
 epochs = 30  # most training epochs; training stops once it reaches 99% training accuracy
 batch_size = 20  # images per training step
+precision = "auto"  # training arithmetic: "bf16", "fp32", or "auto" (bf16 where the CPU or GPU has it natively)
 annotator = None  # your name in the log (None: the login name)
 state_dir = None  # where the log and the labels CSV live (None: <folder>/.labeling)
 answer_key = None  # demo only: a CSV of path,label that answers in the expert's place; None: you label in the grid'''
@@ -365,7 +366,8 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "if folder == \"../demo/pneumonia\" and not Path(folder).exists():\n"
             "    demo.write_pneumonia_folder(folder)\n"
             "project = LabelingProject(folder, labels, state_dir, size=size, annotator=annotator)\n"
-            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, target_train_accuracy=0.99)\n"
+            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, target_train_accuracy=0.99, "
+            "precision=precision)\n"
             "print(f\"{len(project.data.pool_paths)} unlabeled images; labeled so far, per class and split:\")\n"
             "project.counts()"),
         new_markdown_cell("## This round\nTrained on everything labeled so far. While picks are left unlabeled, "
