@@ -72,7 +72,7 @@ def dims(x) -> tuple[int, ...]:
 
 def inner(a, b, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """Inner products (len(a), len(b)) of two embedding sets of the same kind, written into `out` if given."""
-    if isinstance(a, GradientEmbedding):  # in place: no further (len(a), len(b)) temporaries
+    if isinstance(a, GradientEmbedding):  # in place: the e products are the one (len(a), len(b)) temporary
         return torch.matmul(a.h, b.h.T, out=out).add_(1).mul_(a.e @ b.e.T)
     return torch.matmul(a, b.T, out=out)
 
