@@ -56,14 +56,16 @@ def git_commit(folder: Path | None = None) -> str | None:
 
 def describe_device(device) -> str:
     """The device a run used, for its record: on CUDA also the GPU's name and the CUDA_VISIBLE_DEVICES that mapped
-    it (a grid worker's GPU); on the CPU the bf16 instructions it has and the oneDNN cap in force, because bf16
-    results differ in the last bits between AMX and AVX512_BF16 kernels (environment.REFERENCE_ISA)."""
+    it (a grid worker's GPU); on the CPU its vector instructions (torch's capability: avx2, avx512), the bf16
+    ones it has and the oneDNN cap in force, because results differ in the last bits between AVX2 and AVX512
+    kernels (fp32 too) and between AMX and AVX512_BF16 kernels (bf16; environment.REFERENCE_ISA)."""
     device = torch.device(device)
     if device.type == "cpu":
-        has = [name for name, present in (("avx512_bf16", torch.cpu._is_avx512_bf16_supported()),
-                                          ("amx", torch.cpu._is_amx_tile_supported())) if present]
+        has = [torch.backends.cpu.get_cpu_capability().lower()]
+        has += [name for name, present in (("avx512_bf16", torch.cpu._is_avx512_bf16_supported()),
+                                           ("amx", torch.cpu._is_amx_tile_supported())) if present]
         cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
-        return f"cpu ({', '.join(has) or 'no avx512_bf16 or amx'}; ONEDNN_MAX_CPU_ISA={cap})"
+        return f"cpu ({', '.join(has)}; ONEDNN_MAX_CPU_ISA={cap})"
     if device.type != "cuda":
         return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()

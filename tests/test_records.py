@@ -164,6 +164,9 @@ def test_a_cpu_record_names_its_bf16_instructions_and_the_onednn_cap(monkeypatch
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
     described = records.describe_device("cpu")
     assert described.startswith("cpu (") and described.endswith("ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)")
-    assert ("amx" in described) == records.torch.cpu._is_amx_tile_supported()
+    instructions = described[len("cpu ("):described.index(";")].split(", ")
+    assert instructions[0] == records.torch.backends.cpu.get_cpu_capability().lower()  # avx2 and avx512 differ
+    assert ("amx" in instructions) == records.torch.cpu._is_amx_tile_supported()
+    assert ("avx512_bf16" in instructions) == records.torch.cpu._is_avx512_bf16_supported()
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert records.describe_device("cpu").endswith("ONEDNN_MAX_CPU_ISA=unset)")

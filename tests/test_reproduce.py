@@ -170,3 +170,35 @@ def test_a_second_batch_on_the_same_folder_stops_at_once(repo):
     finally:
         first.wait(timeout=600)
     assert first.returncode == 0
+
+
+def test_the_comparison_sorts_records_into_identical_close_and_different(tmp_path):
+    """Tied picks listed in another order with metrics within 1e-4 are close, not identical; other picks or a
+    larger metric change are different; timings and run facts never count."""
+    base = {"parameters": {"seed": 0}, "device": "cpu", "rounds": [
+        {"round": 0, "selected": [], "auc": 0.9, "per_class_accuracy": [0.5, 1.0], "train_seconds": 1.0},
+        {"round": 1, "selected": [7, 3, 5], "auc": 0.92, "per_class_accuracy": [0.6, 1.0], "train_seconds": 1.0}]}
+
+    def edited(**last):
+        record = json.loads(json.dumps(base))
+        record["rounds"][1].update(last)
+        return record
+
+    ours = {"random": edited(train_seconds=9.0), "tied": edited(selected=[3, 7, 5], auc=0.92 + 3e-5),
+            "other_pick": edited(selected=[3, 7, 6]), "auc": edited(auc=0.921), "missing": base}
+    for name, record in ours.items():
+        for root, value in (("results/runs/smoke", record), ("results/smoke", base)):
+            if root == "results/smoke" and name == "missing":
+                continue
+            path = tmp_path / root / "exp" / name / "seed0.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({**value, "device": root}))
+    entry = reproduce.compare_with_reference(tmp_path, "smoke")["experiments"]["exp"]
+    assert entry["records"] == 5 and entry["identical"] == 1
+    assert entry["close"] == ["exp/tied/seed0.json"]
+    assert entry["different"] == ["exp/auc/seed0.json", "exp/other_pick/seed0.json"]
+    assert entry["not in reference"] == ["exp/missing/seed0.json"]
+    assert entry["largest differences"]["auc"] == pytest.approx(1e-3)
+    line = reproduce.reproduction_lines(reproduce.compare_with_reference(tmp_path, "smoke"))[1]
+    assert line == ("  exp: 1 of 5 records identical, 1 close (the same picks, every metric within 0.0001), "
+                    "2 different, 1 not in the reference; largest differences: auc 0.001")

@@ -155,14 +155,15 @@ class _Space:
         self.scale = kernel_scale(self.pool, kernel)
         self.query = prepare(query, kernel, "query")
         self.private = None if private is None else prepare(private, kernel, "private")
-        self.block = max(1, BLOCK_BYTES // (4 * self.n))
         self.dense = self.low = None
         if 4 * self.n * self.n <= memory_budget:
             # keep the pool kernel where it fits: measured faster than bf16 bounds at every n (1.5 s against 2.2 s
             # on clustered data at n = 10,000, 1.6 s against 10 s on unclustered data; bench_selection.py)
-            self.dense = torch.empty(self.n, self.n, device=self.device)  # filled block by block: no second copy
-            for idx in self.all_blocks():
-                self.dense[idx[0]:idx[-1] + 1] = self.sim(rows(self.pool, idx), self.pool)
+            self.dense = torch.empty(self.n, self.n, device=self.device)
+            step = max(1, BLOCK_BYTES // (4 * self.n))  # rows a block: gradient embeddings' e products are a
+            for lo in range(0, self.n, step):  # temporary of a block's size
+                part = self.dense[lo:lo + step]  # written in place; rbf returns a fresh block, copied in
+                part.copy_(self.sim(rows(self.pool, slice(lo, lo + step)), self.pool, out=part))
         elif fast_bounds and kernel != "rbf" and torch.is_tensor(self.pool.emb):
             # bf16 copies for cheap upper bounds (cosine kernels on plain embeddings; the picks stay exact).
             # Measured: from n ~ 4,000 up this beats keeping the fp32 pool kernel, in time and in memory.
@@ -240,11 +241,6 @@ class _Space:
         r, m = self.low_err[idx], self.low_norm[idx]
         per_m = math.sqrt(self.lam_e) + 2.0 ** -8 * self.root_low + 2 * gamma * self.root_abs
         return math.sqrt(count) * (math.sqrt(self.lam_x) * r + per_m * m)
-
-    def all_blocks(self):
-        """Pool indices in blocks small enough to hold (block, n) kernel entries."""
-        for lo in range(0, self.n, self.block):
-            yield torch.arange(lo, min(lo + self.block, self.n), device=self.device)
 
 
 STALE, BOUNDED, EXACT = 0, 1, 2  # what a candidate's bound is this step: stale, a bf16 bound, its exact gain
