@@ -20,6 +20,13 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_
 # paper_cpu) runs no AMX kernels.
 REFERENCE_ISA = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 BATCH_ENVIRONMENT = {**MALLOC_TUNING, **REFERENCE_ISA}
+# fp32 results differ in the last bits between CPUs with AVX2 only and those with AVX512, because ATen's vector
+# kernels, oneDNN's convolutions and MKL's GEMMs each run the widest code path the CPU has, and a wider one adds
+# in another order (nbval references made on an AMX Xeon failed 4 cells on an AVX2-only EPYC, CI's kind). The
+# tests and their references run with all three capped at AVX2, which every x86-64 CPU here has, and 2 threads,
+# because how a reduction is split between threads changes its order too.
+PORTABLE_FP32 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
+                 "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
 KERNEL_GIB = 2  # memory a quick-profile kernel may take (here 3.9 GB in use at the peak of 2 workers' batch)
 
 
@@ -41,6 +48,16 @@ def restart_in_batch_environment() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, sys.orig_argv, {**BATCH_ENVIRONMENT, **os.environ})
+
+
+def enter_portable_fp32() -> None:
+    """Set PORTABLE_FP32 in this process, for itself and the kernels it starts (nbval's, papermill's), over any
+    value already set: the tests compare with references made under it. torch reads the thread count as it is
+    imported, so this must come first (again later is harmless)."""
+    if "torch" in sys.modules and any(os.environ.get(k) != v for k, v in PORTABLE_FP32.items()):
+        raise RuntimeError("enter_portable_fp32() ran after torch was imported; call it before anything imports "
+                           "torch (tests/conftest.py, tests/render_notebooks.py do so at their top)")
+    os.environ.update(PORTABLE_FP32)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,10 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from clinical_utils.environment import enter_portable_fp32
+
+enter_portable_fp32()  # as the tests run: before the imports below bring in torch
+
 from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
 from clinical_utils.grid import QuietKernelManager
 from clinical_utils.reproduce import notebook_parameters

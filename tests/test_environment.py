@@ -1,7 +1,9 @@
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from clinical_utils import environment
 
@@ -12,6 +14,19 @@ def test_the_kernel_spec_gets_every_batch_setting():
     pairs = dict(zip(printed[1::3], printed[2::3]))
     assert printed[::3] == ["--env"] * len(environment.BATCH_ENVIRONMENT) and pairs == environment.BATCH_ENVIRONMENT
     assert pairs["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_BF16"
+
+
+def test_the_tests_and_their_kernels_run_under_the_portable_fp32_settings():
+    assert {name: os.environ.get(name) for name in environment.PORTABLE_FP32} == environment.PORTABLE_FP32
+    assert torch.get_num_threads() == 2
+    assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")  # capped: never AVX512, wherever it runs
+
+
+def test_the_portable_settings_come_too_late_once_torch_is_imported(monkeypatch):
+    environment.enter_portable_fp32()  # already in force: nothing to do
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with pytest.raises(RuntimeError, match="before anything imports torch"):
+        environment.enter_portable_fp32()
 
 
 def test_default_workers_are_bounded_by_cores_and_memory(monkeypatch):
