@@ -28,8 +28,8 @@ Memory is linear in n, except where facility location keeps the fp32 pool kernel
 in `memory_budget` (default: up to n = 16,384) and then keeps every candidate's gain current, lowering it over
 the rows each pick changes. Larger pools compute kernel entries in tiles when needed, only for the rows that
 can still gain (rows whose contribution has not reached its cap), by lazy greedy: first as bf16 upper bounds
-with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000), then in fp32 for the
-candidate about to be picked. Where the bounds stop separating the candidates (unclustered data), lazy greedy
+with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000, on a device with native bf16:
+CUDA, AVX512-BF16, AMX), then in fp32 for the candidate about to be picked. Where the bounds stop separating the candidates (unclustered data), lazy greedy
 hands the remaining picks to the kept-gains greedy, computing kernel rows as it needs them.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..train import native_bf16
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
                       prepare, rows, self_similarity, similarity)
 
@@ -94,10 +95,12 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
         from .reference import submodlib_select
         return submodlib_select(function, pool, query, budget, private, eta=eta, nu=nu, lam=lam, kernel=kernel)
     # only facility location reads pool-pool entries again and again: it alone keeps the kernel or bf16 copies;
-    # below a few thousand points the bf16 set-up costs more than it saves (measured crossover: n ~ 4,000)
+    # below a few thousand points the bf16 set-up costs more than it saves (measured crossover: n ~ 4,000), and
+    # without native bf16 its products are emulated, several times slower than the fp32 ones they save
+    # (benchmarks/bf16_bounds.py: 5-7x slower in all on an AVX2-only EPYC)
     repeated = function in ("flmi", "flcmi")
     space = _Space(pool, query, private, kernel, memory_budget if repeated else 0,
-                   fast_bounds=repeated and n_rows(pool) >= FAST_BOUNDS_MIN_N)
+                   fast_bounds=repeated and n_rows(pool) >= FAST_BOUNDS_MIN_N and native_bf16(device))
     steps = tqdm(range(budget), desc=function, unit="pick", leave=False,
                  disable=None if progress is None else not progress)
     if repeated:
