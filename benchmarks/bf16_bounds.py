@@ -5,7 +5,8 @@ kernel not kept (n above 16,384, or --memory-budget 0), once with the bf16 bound
     python benchmarks/bf16_bounds.py [--data isotropic clustered] [--sizes 20000]
 
 Prints seconds and whether the picks agree, and writes results/bench/bf16_bounds_<capability>.json (torch's CPU
-capability, e.g. avx2; with whether the CPU computes bf16 natively). Run it with nothing else on the machine.
+capability, e.g. avx2; with whether torch computes bf16 in fast kernels there, the CPU as records describe it, torch's
+version and thread count). Run it with nothing else on the machine.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_selection import BUDGET, problem
+from bench_selection import BUDGET
+from clinical_utils.records import describe_device, write_json_atomic
 from clinical_utils.train import native_bf16
 
 CHILD = r"""
@@ -49,7 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     capability = torch.backends.cpu.get_cpu_capability().lower()
     rows = []
-    print(f"CPU capability {capability}, native bf16: {native_bf16(torch.device('cpu'))}; FLMI, B = {BUDGET}")
+    cpu = torch.device("cpu")
+    print(f"{describe_device(cpu)}, fast bf16: {native_bf16(cpu)}, {torch.get_num_threads()} threads; FLMI, "
+          f"B = {BUDGET}")
     print(f"{'data':<10} {'n':>7} {'bf16 bounds s':>14} {'exact fp32 s':>13} {'ratio':>6} {'same picks':>11}")
     for data in args.data:
         for n in args.sizes:
@@ -61,11 +65,9 @@ def main() -> None:
                   f"{on['seconds'] / off['seconds']:>5.1f}x {same:>11.2f}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"capability": capability, "native_bf16": native_bf16(torch.device("cpu")), "budget": BUDGET,
-              "rows": rows}
-    tmp = out / f".bf16_bounds_{capability}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out / f"bf16_bounds_{capability}.json")
+    write_json_atomic(out / f"bf16_bounds_{capability}.json", {
+        "device": describe_device(cpu), "native_bf16": native_bf16(cpu), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "budget": BUDGET, "rows": rows})
 
 
 if __name__ == "__main__":

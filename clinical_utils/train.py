@@ -49,7 +49,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 / AMX (oneDNN's own test)."""
+    """Whether `device` computes bf16 in fast kernels: CUDA, or a CPU where torch runs bf16 through oneDNN (torch's
+    own test: AVX512 and up, native with AVX512-BF16 or AMX, emulated on older AVX512 CPUs; it follows
+    ONEDNN_MAX_CPU_ISA). Elsewhere bf16 products fall back to slow generic kernels."""
     if device.type == "cuda":
         return True
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():

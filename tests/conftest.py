@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clinical_utils.environment import BATCH_ENVIRONMENT, enter_portable_fp32
+from clinical_utils.environment import BATCH_ENVIRONMENT, PORTABLE_FP32, enter_portable_fp32
 from medmnist_fixtures import write_download_sets, write_medmnist_npz
 
 enter_portable_fp32()  # before any test imports torch: the nbval kernels compute as the references did
+
+
+@pytest.fixture(autouse=True)
+def portable_fp32_after_each_test(monkeypatch):
+    """PORTABLE_FP32 back after every test, whatever it set (reproduce.main sets the thread count in os.environ),
+    so that kernels started later compute as the references did."""
+    for name, value in PORTABLE_FP32.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

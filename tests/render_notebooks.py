@@ -17,13 +17,13 @@ from clinical_utils.environment import enter_portable_fp32
 
 enter_portable_fp32()  # as the tests run: before the imports below bring in torch
 
-from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment
-from clinical_utils.grid import QuietKernelManager
-from clinical_utils.reproduce import notebook_parameters
-from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy,
+from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment  # noqa: E402
+from clinical_utils.grid import QuietKernelManager  # noqa: E402
+from clinical_utils.reproduce import notebook_parameters  # noqa: E402
+from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy,  # noqa: E402
                                               run_noisy_experiment)
-from conftest import write_labeling_demo
-from medmnist_fixtures import write_download_sets
+from conftest import write_labeling_demo  # noqa: E402
+from medmnist_fixtures import write_download_sets  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "notebooks"
 NOTEBOOKS = HERE.parent.parent / "notebooks"

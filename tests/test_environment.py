@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from clinical_utils import environment
+from clinical_utils.train import native_bf16
 
 
 def test_the_kernel_spec_gets_every_batch_setting():
@@ -16,10 +17,13 @@ def test_the_kernel_spec_gets_every_batch_setting():
     assert pairs["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE_BF16"
 
 
-def test_the_tests_and_their_kernels_run_under_the_portable_fp32_settings():
+def test_the_test_session_runs_under_the_portable_fp32_settings():
+    # the kernels it starts inherit them: nbval's (--nbval-current-env) and render_notebooks' (python3) kernel specs
+    # set no env, unlike clinical-utils', whose ONEDNN_MAX_CPU_ISA would win over the cap
     assert {name: os.environ.get(name) for name in environment.PORTABLE_FP32} == environment.PORTABLE_FP32
     assert torch.get_num_threads() == 2
     assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")  # capped: never AVX512, wherever it runs
+    assert not native_bf16(torch.device("cpu"))  # oneDNN capped too: no AVX512 (bf16) kernels, wherever it runs
 
 
 def test_the_portable_settings_come_too_late_once_torch_is_imported(monkeypatch):

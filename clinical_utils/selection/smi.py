@@ -28,9 +28,10 @@ Memory is linear in n, except where facility location keeps the fp32 pool kernel
 in `memory_budget` (default: up to n = 16,384) and then keeps every candidate's gain current, lowering it over
 the rows each pick changes. Larger pools compute kernel entries in tiles when needed, only for the rows that
 can still gain (rows whose contribution has not reached its cap), by lazy greedy: first as bf16 upper bounds
-with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000, on a device with native bf16:
-CUDA, AVX512-BF16, AMX), then in fp32 for the candidate about to be picked. Where the bounds stop separating the candidates (unclustered data), lazy greedy
-hands the remaining picks to the kept-gains greedy, computing kernel rows as it needs them.
+with a rigorous error term (cosine kernels on plain embeddings, n >= about 4,000, where bf16 is fast: CUDA and
+AVX512 CPUs, `train.native_bf16`), then in fp32 for the candidate about to be picked. Where the bounds stop
+separating the candidates (unclustered data), lazy greedy hands the remaining picks to the kept-gains greedy,
+computing kernel rows as it needs them.
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     eta: query magnification (queryDiversityEta for flqmi); nu: privacy hardness; lam: added to the
     log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel (4 n^2 bytes; the
     default keeps it up to n = 16,384), the fastest path on every input measured; larger pools bound gains in
-    bf16 (cosine kernels on plain embeddings) or compute kernel tiles when needed. device: where the native
+    bf16 (cosine kernels on plain embeddings, where bf16 is fast: `train.native_bf16`) or compute kernel tiles
+    when needed. device: where the native
     backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a
     terminal). Returns pool indices (budget,) int64, in pick order.
     """
@@ -96,8 +98,8 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
         return submodlib_select(function, pool, query, budget, private, eta=eta, nu=nu, lam=lam, kernel=kernel)
     # only facility location reads pool-pool entries again and again: it alone keeps the kernel or bf16 copies;
     # below a few thousand points the bf16 set-up costs more than it saves (measured crossover: n ~ 4,000), and
-    # without native bf16 its products are emulated, several times slower than the fp32 ones they save
-    # (benchmarks/bf16_bounds.py: 5-7x slower in all on an AVX2-only EPYC)
+    # where bf16 is not fast its products run in generic kernels, slower than the fp32 ones they save
+    # (benchmarks/bf16_bounds.py: 5.4-7.0x slower in all on an AVX2-only EPYC)
     repeated = function in ("flmi", "flcmi")
     space = _Space(pool, query, private, kernel, memory_budget if repeated else 0,
                    fast_bounds=repeated and n_rows(pool) >= FAST_BOUNDS_MIN_N and native_bf16(device))
