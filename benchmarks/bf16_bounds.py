@@ -1,6 +1,6 @@
-"""What FLMI's bf16 bounds cost where the CPU has no native bf16: `smi_select("flmi")` on plain embeddings with the
-kernel not kept (n above 16,384, or --memory-budget 0), once with the bf16 bounds forced on and once without them
-(exact fp32 gains), each in a fresh process, on this machine's CPU.
+"""What FLMI's bf16 bounds cost on this machine's CPU (the point: one where bf16 is not fast, `train.native_bf16`):
+`smi_select("flmi")` on plain embeddings with the kernel not kept (memory_budget=0), once with the bf16 bounds
+forced on and once without them (exact fp32 gains), each in a fresh process.
 
     python benchmarks/bf16_bounds.py [--data isotropic clustered] [--sizes 20000]
 
