@@ -75,9 +75,8 @@ def smi_select(function: str, pool, query, budget: int, private=None, *, eta: fl
     log-det diagonal. memory_budget: bytes FLMI/FLCMI may spend keeping the fp32 pool kernel (4 n^2 bytes; the
     default keeps it up to n = 16,384), the fastest path on every input measured; larger pools bound gains in
     bf16 (cosine kernels on plain embeddings, where bf16 is fast: `train.native_bf16`) or compute kernel tiles
-    when needed. device: where the native
-    backend computes (default: the pool tensor's device). progress: a tqdm bar over the picks (None: only on a
-    terminal). Returns pool indices (budget,) int64, in pick order.
+    when needed. device: where the native backend computes (default: the pool tensor's device). progress: a
+    tqdm bar over the picks (None: only on a terminal). Returns pool indices (budget,) int64, in pick order.
     """
     if function not in FUNCTIONS:
         raise SelectionError(f"unknown SMI function {function!r}; choose one of {FUNCTIONS}")
