@@ -244,9 +244,13 @@ def load_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None
 def _find_images(root: Path) -> list[str]:
     """Image paths under root, relative and sorted; hidden files and folders are skipped (macOS's '._x.png'
     copies and .ipynb_checkpoints are not images)."""
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    for path in found:  # a link to a file elsewhere would bring an image from outside the folder into the set
+        if not path.resolve().is_relative_to(root):
+            raise DataError(f"{path} is a link to {path.resolve()}, outside {root}; load_folder reads only images "
+                            "inside the folder: copy the image in, or remove the link")
+    files = [p.relative_to(root).as_posix() for p in found]
     if not files:
         raise DataError(f"{root} holds no images: load_folder reads {', '.join(IMAGE_SUFFIXES)} files in it and its "
                         "subfolders. Point it at the folder with your scans, or convert them to PNG.")
@@ -282,13 +286,18 @@ def _read_labels(csv: Path, root: Path, files: list[str]) -> dict[str, tuple[str
     if missing:
         raise DataError(f"labels CSV {csv} has no {' or '.join(missing)} column (its columns: "
                         f"{', '.join(table.columns)}); its first line must be path,label (and optionally split)")
-    known, rows, first = set(files), {}, {}
+    known, rows, first, spelled = set(files), {}, {}, {}
     for i, row in enumerate(table.to_dict("records")):
         where = f"{csv.name} line {i + 2}"  # line 1 is the header
         raw, name = row["path"].strip(), row["label"].strip()
         if not raw or not name:
             raise DataError(f"{where} has an empty {'path' if not raw else 'label'}: give every row an image "
                             "path and a class name, or delete the row to leave the image in the unlabeled pool")
+        other = spelled.setdefault(name.casefold(), (row["label"], where))
+        if other[0] != row["label"]:  # "Pneumonia" beside "pneumonia" would become two classes
+            raise DataError(f"{where} spells class {row['label']!r} and {other[1]} spells it {other[0]!r}: class "
+                            "names that differ only in case or spaces are one class written two ways; write it one "
+                            "way in every row (or name two different classes more differently)")
         rel = _relative(raw, root, where)
         if rel not in known:
             if not (root / rel).is_file():

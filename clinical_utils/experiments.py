@@ -238,18 +238,31 @@ def progress_bar(items, desc: str, show: bool | None):
     return tqdm(items, desc=desc, unit="run", **({} if show is None else {"disable": not show}))
 
 
+def check_pool(data: MedMNIST, config: Config) -> dict[int, Scenario]:
+    """Every seed's scenario, once each pool is known to hold `rounds` x `budget` images (else a ConfigError
+    naming the numbers and what to change): before any model trains."""
+    scenarios = {seed: build_scenario(data, config, seed) for seed in config.seeds}
+    for seed, scenario in scenarios.items():
+        if config.rounds * config.budget > len(scenario.pool):
+            raise ConfigError(f"{config.experiment}: {config.rounds} rounds of budget {config.budget} pick "
+                              f"{config.rounds * config.budget} images, but seed {seed}'s pool holds "
+                              f"{len(scenario.pool)}; lower budget or rounds, or raise pool_per_class (pool_max)")
+    return scenarios
+
+
 def run_experiment(data: MedMNIST, config: Config, progress: bool | None = None) -> list[dict]:
     """Every (seed, strategy) run of the experiment; finished records are read back, not re-run.
 
     Records go to results_dir/<experiment>/<strategy>/seed<k>.json, written after every round.
     """
+    scenarios = check_pool(data, config)
     with results_folder(config.results_dir) as results_dir:  # None: a temporary folder, removed afterwards
         runs = [(seed, strategy) for seed in config.seeds for strategy in config.strategies]
-        records, scenarios, initial_models = [], {}, {}
+        records, initial_models, previous = [], {}, None
         for seed, strategy in progress_bar(runs, config.experiment, progress):
-            if seed not in scenarios:
-                scenarios[seed] = build_scenario(data, config, seed)
+            if seed != previous:
                 initial_models.clear()  # round 0 is shared within a seed only: keep one model's weights
+                previous = seed
             records.append(run_active_learning(
                 data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
                 train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,

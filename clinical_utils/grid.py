@@ -32,7 +32,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from .environment import usable_cores
-from .records import RecordError, read_json
+from .records import RERUN, RecordError, check_parameters, make_readable, read_json, temporary
 
 
 class QuietKernelManager(AsyncKernelManager):
@@ -60,9 +60,8 @@ def run_notebook(source: Path, executed: Path, params: dict, notebooks: Path) ->
     """papermill `source` into a temporary name beside `executed`, renamed on success; on failure it is kept as
     <executed>.failed.ipynb and the error raised."""
     executed.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=executed.parent, prefix=f".{executed.stem}.", suffix=".partial.ipynb")
-    os.close(fd)
-    partial = Path(partial)  # a unique name: two writers never share it
+    partial = temporary(executed, ".partial.ipynb")  # a unique name: two writers never share it
+    make_readable(partial)  # papermill writes into it: the executed notebook is as readable as any new file
     failed = executed.with_name(executed.stem + ".failed.ipynb")
     try:
         papermill.execute_notebook(source, partial, parameters=params, kernel_name="python3", cwd=str(notebooks),
@@ -111,12 +110,27 @@ class Shard:
         return f"{self.notebook}.seed{self.seed}"
 
 
-def finished(paths: list[Path]) -> bool:
-    """Every record exists and is finished (phase-1 records are written once, when finished)."""
-    try:
-        return all(p.exists() and read_json(p).get("finished", True) for p in paths)
-    except RecordError:  # damaged: the shard runs again and the notebook names the file
-        return False
+SAME_MEANING = ("experiment", "dataset", "seed", "rounds", "budget", "model", "queries", "embedding", "noise",
+                "noise_rate")  # parameters that a record and an experiment's configuration both hold, alike
+
+
+def finished(paths: list[Path], expected: dict | None = None) -> bool:
+    """Every record exists and is finished (phase-1 records are written once, when finished): False if one is
+    missing or unfinished, for its run to compute it. A damaged record raises RecordError, and one whose
+    parameters differ from `expected` on a name of SAME_MEANING raises StaleRecordError, each naming the file
+    and the fix, so that neither is skipped over as done nor run over."""
+    for path in paths:
+        if not path.exists():
+            return False
+        record = read_json(path)
+        stored = record.get("parameters") if isinstance(record, dict) else None
+        if not isinstance(stored, dict):
+            raise RecordError(f"{path} is not a run record (no parameters); {RERUN}")
+        asked = {k: v for k, v in (expected or {}).items() if k in SAME_MEANING and k in stored}
+        check_parameters(path, {k: stored[k] for k in asked}, asked)
+        if not record.get("finished", True):
+            return False
+    return True
 
 
 def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, threads: int | None,

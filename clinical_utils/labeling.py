@@ -9,6 +9,9 @@ State lives in `state_dir` (default <folder>/.labeling/):
                 {"action": "label" | "unsure" | "skip", "path", "label" (label only), "annotator", "time", "round",
                  "strategy", "model_version"}
                 {"action": "undo", "annotator", "time", "round"}: withdraws the last label/unsure/skip still standing
+                Every entry also carries "seq" (1, 2, ...) and "crc" (CRC-32 of the rest), so that reopening tells
+                an action cut off by a kill (its line unfinished: dropped, with a warning) from a line damaged
+                after it was synced (an error naming the line).
   labels.csv    path,label,split: the labels you started from plus every label given here, rewritten atomically
                 after every action (an export of the log, to hand to other tools or to `load_folder`)
   round<r>.pt   round r's model weights (its model_version is "r<r>-<first 10 hex digits of their SHA-1>")
@@ -24,6 +27,8 @@ import io
 import json
 import os
 import time
+import warnings
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +41,7 @@ from PIL import Image
 from .data import FolderData, load_folder
 from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
 from .models import build_model
-from .records import differing, write_atomic, write_csv_atomic
+from .records import differing, remove_stale_temporaries, write_atomic, write_csv_atomic
 from .selection import FUNCTIONS
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
@@ -47,6 +52,37 @@ TRAINING = TrainConfig(epochs=30, batch_size=20, target_train_accuracy=0.99)
 
 class LabelingError(ValueError):
     """A labeling action or state that cannot be used; the message names the problem and the fix."""
+
+
+ACTIONS = ("round", *EXPERT_ACTIONS, "undo")
+
+
+def _checksum(entry: dict) -> str:
+    """CRC-32 (8 hex digits) of an entry's canonical JSON, its checksum left out."""
+    body = {k: v for k, v in entry.items() if k != "crc"}
+    return f"{zlib.crc32(json.dumps(body, sort_keys=True).encode()):08x}"
+
+
+def _sealed(entry: dict, seq: int) -> dict:
+    """An entry as it is written: with its sequence number (1, 2, ...) and checksum."""
+    entry = {**entry, "seq": seq}
+    return {**entry, "crc": _checksum(entry)}
+
+
+def _checked_entry(line: bytes, seq: int) -> dict:
+    """A log line as an action entry; ValueError saying what is wrong with it."""
+    try:
+        entry = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("not JSON" if line.strip() else "a blank line") from None
+    if not isinstance(entry, dict) or entry.get("action") not in ACTIONS:
+        raise ValueError(f"not an action entry: {line[:60].decode(errors='replace')!r}")
+    if "seq" in entry or "crc" in entry:
+        if entry.get("seq") != seq:
+            raise ValueError(f"entry number {entry.get('seq')!r} where {seq} comes")
+        if entry.get("crc") != _checksum(entry):
+            raise ValueError("its checksum does not fit its content")
+    return entry
 
 
 class LabelingProject:
@@ -69,9 +105,15 @@ class LabelingProject:
         opened = {"labels_sha1": None if labels is None else hashlib.sha1(Path(labels).read_bytes()).hexdigest(),
                   "size": size, "channels": self.data.dataset.n_channels, "seed": seed}
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.state_dir)  # a labels CSV or project.json whose writer was killed
         project = self.state_dir / "project.json"
         if project.exists():
-            stored = json.loads(project.read_text())
+            try:
+                stored = json.loads(project.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise LabelingError(f"{project} is damaged ({err}); it holds what the project was opened with: "
+                                    "restore it from a backup, or delete it to open the folder with the settings "
+                                    "you give now") from None
             if stored != opened:
                 raise LabelingError(f"{self.state_dir} belongs to a project opened with other settings "
                                     f"({'; '.join(differing(stored, opened))}); open it with those, or give "
@@ -93,29 +135,34 @@ class LabelingProject:
     # ---- the log
 
     def _read_log(self) -> list[dict]:
-        """Every complete entry of the log. A last line cut off by a kill (the action in flight) is dropped and
-        cut from the file, so the next action starts on a line of its own; damage elsewhere is an error."""
+        """Every entry of the log, each checked: a JSON action object whose sequence number follows the last and
+        whose checksum fits (entries written before these existed carry neither). A last line cut off by a kill
+        (no newline: the action in flight) is dropped with a warning and cut from the file, so the next action
+        starts on a line of its own; any other damage, a blank line included, is an error naming the line."""
         if not self.log_path.exists():
             return []
         raw = self.log_path.read_bytes()
         lines = raw.split(b"\n")
+        if lines[-1] == b"":  # the file ends with a newline: no last line in flight
+            lines.pop()
         entries = []
         for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
             try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):  # the unfinished last line
+                entries.append(_checked_entry(line, len(entries) + 1))
+            except ValueError as err:
+                if number == len(lines) and not raw.endswith(b"\n"):  # cut by a kill while it was written
                     with open(self.log_path, "r+b") as f:
                         f.truncate(len(raw) - len(line))
-                    break
-                raise LabelingError(f"{self.log_path} line {number} is damaged; the log is written only by this "
-                                    "package: restore it from a backup, or delete the line to lose that action")
-        else:
-            if raw and not raw.endswith(b"\n"):  # a whole last entry whose newline was cut: end its line
-                with open(self.log_path, "ab") as f:
-                    f.write(b"\n")
+                    warnings.warn(f"{self.log_path}: the last action (entry {len(entries) + 1}) was cut off while it "
+                                  "was written, when the kernel stopped; it was not saved: do it again",
+                                  stacklevel=3)
+                    return entries
+                raise LabelingError(f"{self.log_path} line {number} is damaged ({err}): entry {len(entries) + 1} of "
+                                    "the log, written and synced to disk whole, has changed since. Restore the file "
+                                    "from a backup, or delete that line to lose that one action") from None
+        if raw and not raw.endswith(b"\n"):  # a whole last entry whose newline was cut: end its line
+            with open(self.log_path, "ab") as f:
+                f.write(b"\n")
         return entries
 
     @contextmanager
@@ -129,7 +176,7 @@ class LabelingProject:
     def _append(self, *entries: dict) -> list[dict]:
         """Append entries (inside `_writing`), fsync, then rewrite the labels CSV."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        entries = [{**entry, "time": stamp} for entry in entries]
+        entries = [_sealed({**entry, "time": stamp}, len(self.log) + i) for i, entry in enumerate(entries, 1)]
         with open(self.log_path, "ab") as f:
             f.write(b"".join((json.dumps(entry) + "\n").encode() for entry in entries))
             f.flush()

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -85,19 +86,63 @@ _UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight 
 os.umask(_UMASK)
 
 
+def make_readable(path: Path) -> None:
+    """Give a file made by mkstemp (owner-only) the permissions of any new file (the umask's)."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
+def _writer() -> str:
+    """This process, as temporary names carry it: host and process id."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")  # temporary names split at dots
+
+
+def temporary(path: Path, suffix: str = ".tmp") -> Path:
+    """A new empty file beside `path` for writing it: a unique name that says which process writes it, so that
+    `remove_stale_temporaries` can tell a killed writer's leftovers from a live writer's file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files under `folder` whose writer, a process on this host, is gone (killed while it
+    wrote); those of live writers and of other hosts stay. Returns the removed paths."""
+    host, removed = _host(), []
+    for tmp in Path(folder).rglob(".*.*.tmp"):
+        writer = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 4 else ""
+        name, _, pid = writer.rpartition("-")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_atomic(path: Path, write) -> None:
     """Create `path` by `write(temporary_path)` and a rename: a unique temporary name in the same folder, so two
     writers never share it and a reader sees the old file or the new one, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temporary(path)
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; a record is as readable as any new file
+        write(tmp)
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -32,10 +32,11 @@ import papermill
 import torch
 
 from . import experiments, noisy_experiments
-from .data import DataError, ensure_file
+from .data import DataError, ensure_file, load_medmnist
 from .environment import BATCH_ENVIRONMENT
-from .grid import Outcome, Shard, check_cluster, done_before, error_line, run_grid, run_notebook, start_client
-from .records import read_json, write_atomic, write_json_atomic
+from .grid import (SAME_MEANING, Outcome, Shard, check_cluster, done_before, error_line, finished, run_grid,
+                   run_notebook, start_client)
+from .records import RecordError, read_json, remove_stale_temporaries, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
 from .params import ConfigError, check_names
 from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
@@ -51,16 +52,20 @@ def runs_dir(profile: str) -> str:
 
 
 def _parse_set(items: list[str]) -> dict:
-    """NAME=VALUE pairs; VALUE is a Python literal (3, [0, 1], None, 'cuda') or else a plain string."""
+    """NAME=VALUE pairs, from one --set or several; VALUE is a Python literal (3, [0, 1], None, 'cuda') or else a
+    plain string. A name given twice must have one value."""
     out = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, sep, text = item.partition("=")
         if not sep or not name.isidentifier():
             raise ConfigError(f"--set {item!r} must look like NAME=VALUE, e.g. --set seeds=[0] or --set device=cuda")
         try:
-            out[name] = ast.literal_eval(value)
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            out[name] = value
+            value = text
+        if name in out and out[name] != value:
+            raise ConfigError(f"--set {name} is given twice, as {out[name]!r} and {value!r}; give it once")
+        out[name] = value
     return out
 
 
@@ -68,8 +73,9 @@ def notebook_parameters(name: str, profile: str, overrides: dict) -> dict:
     """What papermill injects: every value of `profile` that differs from the notebook's own parameters cell
     (quick's values), with its run folder results/runs/<profile> (notebooks run in notebooks/, hence the ../)."""
     here = f"../{runs_dir(profile)}"
-    if name == SUMMARY:  # its defaults read the reference
-        return {"results_dir": here, "figures_dir": f"{here}/figures", "tables_dir": f"{here}/summary"}
+    if name == SUMMARY:  # its defaults read the reference; it reads the records where the notebooks wrote them
+        return {"results_dir": overrides.get("results_dir", here), "figures_dir": f"{here}/figures",
+                "tables_dir": f"{here}/summary"}
     values = noisy_profile_values if name in NOISY_EXPERIMENTS else profile_values
     quick, chosen = values(name, "quick"), values(name, profile)
     changed = {k: v for k, v in chosen.items() if v != quick[k]}
@@ -113,6 +119,9 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
         write_atomic(run / ".batch.pid", lambda tmp: tmp.write_text(f"{os.getpid()}\n"))
         for stale in (run / "executed").glob("**/.*.partial.ipynb"):  # of a killed batch: no writer holds them now
             stale.unlink()
+        for config in configs.values():  # a killed writer's temporary files beside the records
+            if config.results_dir is not None and (notebooks / config.results_dir).is_dir():
+                remove_stale_temporaries(notebooks / config.results_dir)
         ready, outcomes = _prepare(names, profile, overrides, force, notebooks, run / "executed", configs)
         if grid:
             outcomes += _run_grid(ready, profile, overrides, notebooks, run, configs, workers, scheduler, threads)
@@ -125,18 +134,31 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
 
 
 def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs) -> tuple[list[str], list[Outcome]]:
-    """The notebooks to run, and the outcomes of those that need not (no data: skipped; finished: done before)."""
+    """The notebooks to run, and the outcomes of those that need not (no data: skipped; finished: done before).
+    Done means the executed notebook finished with these parameters and cells and every record of every seed is
+    there and finished; a missing record is computed again, a damaged or stale one stops the batch, naming it. Every
+    experiment's pools are checked against rounds x budget here too, before any kernel starts."""
     ready, outcomes = [], []
     for name in names:
         config, params = configs[name], notebook_parameters(name, profile, overrides)
+        root = None if config.data_root is None else notebooks / config.data_root
         try:
-            ensure_file(config.dataset, root=None if config.data_root is None else notebooks / config.data_root)
+            ensure_file(config.dataset, root=root)
         except DataError as err:
             outcomes.append(Outcome(name, "skipped", str(err)))
             print(f"{name} skipped: {err}", flush=True)
             continue
+        if name in experiments.EXPERIMENTS:
+            experiments.check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
+        try:
+            recorded = force or config.results_dir is None or all(finished(
+                seed_records(name, config, seed, notebooks),
+                {**{k: getattr(config, k) for k in SAME_MEANING if hasattr(config, k)}, "seed": seed})
+                for seed in config.seeds)
+        except RecordError as err:
+            raise ConfigError(str(err)) from None
         executed = executed_dir / f"{name}.ipynb"
-        if not force and done_before(notebooks / f"{name}.ipynb", executed, params):
+        if not force and recorded and done_before(notebooks / f"{name}.ipynb", executed, params):
             outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
             continue
         if force and config.results_dir is not None:  # computed afresh: its old records would be read back
@@ -172,7 +194,7 @@ def _summary(profile: str, overrides: dict, notebooks: Path, run: Path) -> Outco
 def seed_records(name: str, config, seed: int, notebooks: Path) -> list[Path]:
     """The records one seed of notebook `name` leaves finished."""
     module = noisy_experiments if name in NOISY_EXPERIMENTS else experiments
-    return module.seed_records(notebooks / config.results_dir, config, seed)
+    return module.seed_records(os.path.normpath(notebooks / config.results_dir), config, seed)  # paths to show
 
 
 def _run_grid(names, profile, overrides, notebooks, run, configs, workers, scheduler, threads) -> list[Outcome]:
@@ -371,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clinical_utils.reproduce", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)} (default: quick)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"notebooks to run, of {list(NOTEBOOKS)}")
-    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", dest="overrides",
-                        help="override a notebook parameter, e.g. --set device=cuda seeds=[0,1]")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE", dest="overrides",
+                        help="override notebook parameters, e.g. --set device=cuda seeds=[0,1] (or one --set each)")
     parser.add_argument("--force", action="store_true",
                         help="re-run the notebooks from scratch: their executed copies and run records are replaced")
     parser.add_argument("--threads", type=int, default=None, metavar="N",

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from clinical_utils import data as D
+from exactness import exact
 from medmnist_fixtures import write_medmnist_npz
 
 # Train label counts of the official offline files (../shared/medmnist/README.md).
@@ -28,8 +29,8 @@ def test_loads_rgb_multiclass_and_grey_binary_as_nchw(fixture_root):
     assert pneu.class_names == ("normal", "pneumonia")
     # pixels are the file's, moved channel-first, not rescaled
     raw = np.load(fixture_root / "bloodmnist.npz")
-    np.testing.assert_array_equal(blood.test.images, raw["test_images"].transpose(0, 3, 1, 2))
-    np.testing.assert_array_equal(blood.test.labels, raw["test_labels"][:, 0])
+    exact(blood.test.images, raw["test_images"].transpose(0, 3, 1, 2))
+    exact(blood.test.labels, raw["test_labels"][:, 0])
 
 
 def test_larger_sizes_read_their_own_file(fixture_root):
@@ -105,10 +106,10 @@ def _assert_consistent(s: D.Scenario, data: D.MedMNIST):
     for idx in (s.labeled, s.pool, s.exemplars, s.test):
         assert idx.dtype == np.int64 and np.all(np.diff(idx) > 0)
     k = data.n_classes
-    np.testing.assert_array_equal(s.counts["labeled"], np.bincount(data.train.labels[s.labeled], minlength=k))
-    np.testing.assert_array_equal(s.counts["pool"], np.bincount(data.train.labels[s.pool], minlength=k))
-    np.testing.assert_array_equal(s.counts["exemplars"], np.bincount(data.val.labels[s.exemplars], minlength=k))
-    np.testing.assert_array_equal(s.counts["test"], np.bincount(data.test.labels[s.test], minlength=k))
+    exact(s.counts["labeled"], np.bincount(data.train.labels[s.labeled], minlength=k))
+    exact(s.counts["pool"], np.bincount(data.train.labels[s.pool], minlength=k))
+    exact(s.counts["exemplars"], np.bincount(data.val.labels[s.exemplars], minlength=k))
+    exact(s.counts["test"], np.bincount(data.test.labels[s.test], minlength=k))
     assert list(s.counts.index) == list(data.class_names)
     assert list(s.counts["rare"]) == [c in s.rare_classes for c in range(k)]
 
@@ -118,8 +119,8 @@ def test_binary_imbalance_keeps_rare_classes_at_one_over_ratio(blood):
                            exemplars_per_class=3, seed=4)
     _assert_consistent(s, blood)
     expected = np.where(np.isin(np.arange(8), [2, 5]), 2, 20)
-    np.testing.assert_array_equal(s.counts["labeled"], expected)
-    np.testing.assert_array_equal(s.counts["pool"], np.where(np.isin(np.arange(8), [2, 5]), 3, 30))
+    exact(s.counts["labeled"], expected)
+    exact(s.counts["pool"], np.where(np.isin(np.arange(8), [2, 5]), 3, 30))
     assert (s.counts["exemplars"] == 3).all()
     assert s.rare_classes == (2, 5) and s.kind == "binary"
     assert len(s.test) == 80
@@ -135,9 +136,9 @@ def test_binary_pool_defaults_to_what_the_scarcest_common_class_has_left(blood):
 def test_scenarios_are_seeded(blood):
     make = lambda seed: D.binary_imbalance(blood, [1], 10, 20, 30, seed=seed)
     a, b, c = make(0), make(0), make(1)
-    np.testing.assert_array_equal(a.labeled, b.labeled)
-    np.testing.assert_array_equal(a.pool, b.pool)
-    assert not np.array_equal(a.pool, c.pool)
+    exact(a.labeled, b.labeled)
+    exact(a.pool, b.pool)
+    assert a.pool.tolist() != c.pool.tolist()
 
 
 def test_impossible_requests_give_the_counts_available(blood):
@@ -155,7 +156,7 @@ def test_impossible_requests_give_the_counts_available(blood):
 
 def test_long_tail_sizes_follow_the_exponential_profile():
     sizes = D.long_tail_sizes(100, 10, 5)
-    np.testing.assert_array_equal(sizes, [100, 56, 32, 18, 10])
+    exact(sizes, [100, 56, 32, 18, 10])
     assert sizes[0] == 100 and sizes[-1] == 10
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from clinical_utils import data as D
 from clinical_utils.models import build_model
 from clinical_utils.train import TrainConfig, train
+from exactness import exact
 from medmnist_fixtures import write_medmnist_npz
 
 N_IMAGES, N_LABELED = 30, 20
@@ -88,7 +89,7 @@ def check_pixels(images: np.ndarray, paths, files) -> None:
             diff = np.abs(image[0].astype(int) - pixels)
             assert diff.mean() < 2 and diff.max() < 40, rel
         else:
-            np.testing.assert_array_equal(image[0], pixels, err_msg=rel)
+            exact(image[0], pixels, err_msg=rel)
 
 
 # ---------------------------------------------------------------- what comes back
@@ -173,7 +174,7 @@ def test_resizes_to_64(folder):
     assert out.dataset.train.images.shape[1:] == (1, 64, 64) and out.pool.shape == (10, 1, 64, 64)
     for image, rel in zip(out.pool, out.pool_paths):  # each image itself, resized whole (bicubic), not cropped
         up = np.asarray(Image.fromarray(files[rel][0]).resize((64, 64), Image.Resampling.BICUBIC))
-        np.testing.assert_array_equal(image[0], up, err_msg=rel)
+        exact(image[0], up, err_msg=rel)
 
 
 def test_rgb_output_and_majority_channels(folder, tmp_path, source):
@@ -183,7 +184,7 @@ def test_rgb_output_and_majority_channels(folder, tmp_path, source):
     for image, rel in zip(out.dataset.train.images, out.train_paths):
         if files[rel][2] in (".png", ".tif", ".tiff"):  # grey to RGB repeats the grey value
             for c in range(3):
-                np.testing.assert_array_equal(image[c], files[rel][0], err_msg=rel)
+                exact(image[c], files[rel][0], err_msg=rel)
     # channels=None follows most images: two RGB and one grey give RGB, and the other way round grey
     images = source[0]
     colour = np.stack([images[0], images[1], images[2]], axis=-1)
@@ -195,9 +196,9 @@ def test_rgb_output_and_majority_channels(folder, tmp_path, source):
         got = D.load_folder(mixed)
         assert got.dataset.n_channels == want and got.pool.shape == (3, want, 28, 28)
         if want == 3:
-            np.testing.assert_array_equal(got.pool[0], colour.transpose(2, 0, 1))
+            exact(got.pool[0], colour.transpose(2, 0, 1))
         else:  # colour to grey by Pillow's luma
-            np.testing.assert_array_equal(got.pool[0, 0], np.asarray(Image.fromarray(colour).convert("L")))
+            exact(got.pool[0, 0], np.asarray(Image.fromarray(colour).convert("L")))
 
 
 def test_without_labels_everything_is_the_pool(folder):
@@ -293,6 +294,32 @@ def test_csv_rows_are_checked(folder, tmp_path):
         D.load_folder(root, tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize("split_column", [False, True])
+def test_a_class_spelled_two_ways_is_named(folder, tmp_path, split_column):
+    """'Pneumonia' beside 'pneumonia' (or ' pneumonia') is one class written two ways, not a third class."""
+    root, csv, files = folder
+    rows = [dict(r, split="train") if split_column else r for r in labeled_rows(files)]
+    first, later = [i for i, r in enumerate(rows) if r["label"] == "pneumonia"][:2]
+    for spelling in ("Pneumonia", "pneumonia "):
+        changed = [dict(r, label=spelling) if i == later else r for i, r in enumerate(rows)]
+        _bad_csv(tmp_path, changed, rf"bad\.csv line {later + 2} spells class '{spelling}' and bad\.csv line "
+                                    rf"{first + 2} spells it 'pneumonia'")
+
+
+def test_a_link_to_an_image_outside_the_folder_is_refused(folder, tmp_path, source):
+    """A link inside the folder to a file elsewhere would bring an outside image into train or the pool."""
+    root, csv, files = folder
+    outside = tmp_path / "elsewhere" / "other.png"
+    save(outside, source[0][0], ".png")
+    (root / "ward_a" / "link.png").symlink_to(outside)
+    for labels in (None, csv):
+        with pytest.raises(D.DataError, match=r"ward_a/link\.png is a link to .*elsewhere/other\.png, outside"):
+            D.load_folder(root, labels)
+    (root / "ward_a" / "link.png").unlink()
+    (root / "ward_a" / "inside.png").symlink_to(root / next(iter(files)))  # a link within the folder is an image
+    assert "ward_a/inside.png" in D.load_folder(root, csv).pool_paths
+
+
 def test_too_few_of_a_class_for_the_stratified_split(folder, tmp_path):
     root, _, files = folder
     rows = labeled_rows(files)
@@ -347,4 +374,4 @@ def test_reads_dicom_through_its_rescale(tmp_path):
     assert out.pool_paths == ("ct.dcm",) and out.pool.shape == (1, 1, 28, 28)
     value = 1000.0 - stored
     expected = np.rint((value - value.min()) * 255 / (value.max() - value.min()))
-    np.testing.assert_array_equal(out.pool[0, 0], expected.astype(np.uint8))
+    exact(out.pool[0, 0], expected.astype(np.uint8))

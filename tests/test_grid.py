@@ -78,6 +78,17 @@ def test_a_grid_gives_the_serial_records_and_survives_a_killed_worker(repo):
     assert {row["status"] for row in read_json(run / "grid.json")["shards"]} == {"done before"}
     assert records(run) == expected
     assert not list(run.glob("executed/**/.*.partial.ipynb"))  # nothing half-written stays behind
+    # done is decided from the records: a damaged one stops the grid before any shard, naming it and the fix;
+    # a missing one is computed again by its shard alone
+    record = run / "blood_binary" / "random" / "seed1.json"
+    record.write_text(record.read_text()[:100])
+    damaged = subprocess.run(COMMAND, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert damaged.returncode == 2 and "random/seed1.json is damaged" in damaged.stderr, damaged.stderr
+    record.unlink()
+    missing = subprocess.run(COMMAND, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert missing.returncode == 0, missing.stdout + missing.stderr
+    ran = {row["shard"] for row in read_json(run / "grid.json")["shards"] if row["status"] == "ran"}
+    assert ran == {"blood_binary.seed1"} and records(run) == expected
 
 
 def test_the_grid_needs_a_results_folder_and_one_kind_of_cluster(repo, monkeypatch, capsys):

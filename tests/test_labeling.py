@@ -97,7 +97,8 @@ def test_an_action_cut_off_by_a_kill_is_dropped_and_damage_elsewhere_is_named(fo
     project.label(picks[0], truth[picks[0]])
     with open(project.log_path, "ab") as f:
         f.write(b'{"action": "label", "path": "pool/sc')  # the click in flight when the kernel died
-    again = LabelingProject(root, labels)
+    with pytest.warns(UserWarning, match="cut off while it was written"):
+        again = LabelingProject(root, labels)
     assert again.labels() == {picks[0]: truth[picks[0]]}
     again.label(picks[1], truth[picks[1]])  # starts on a line of its own
     assert len(LabelingProject(root, labels).labels()) == 2
@@ -186,3 +187,32 @@ def test_the_demo_folder_is_pneumonia_scans_with_a_few_labels(tmp_path, real_roo
     assert data.dataset.class_names == ("normal", "pneumonia") and len(data.pool_paths) == 20
     answers = dict(csv.reader(open(demo.answers_path(folder))))
     assert sorted(answers) == sorted([*data.pool_paths, "path"]) and list(answers.values()).count("pneumonia") == 1
+
+
+def test_every_damage_to_the_log_is_named_and_an_action_cut_by_a_kill_is_told_apart(folder):
+    """Entries carry a sequence number and a checksum: a line changed after it was synced (a stray value, spaces
+    over an action, an edited path) is an error naming the line; an unfinished last line is the action a kill cut
+    off, dropped with a warning that says so."""
+    root, labels, truth = folder
+    project = LabelingProject(root, labels)
+    picks = project.run_round("random", 3, ["lesion"], train_config=FAST)["picks"]
+    project.label(picks[0], truth[picks[0]])
+    project.mark_unsure(picks[1])
+    good = project.log_path.read_bytes()
+    lines = good.split(b"\n")[:-1]
+    edited = lines[2].replace(picks[1].encode(), picks[2].encode())
+    for damaged, message in ((good + b"42\n", "line 4 is damaged \\(not an action entry"),
+                             (b"\n".join([*lines[:2], b" " * len(lines[2])]) + b"\n", "line 3 is damaged \\(a blank"),
+                             (b"\n".join([*lines[:2], edited]) + b"\n", "line 3 is damaged \\(its checksum"),
+                             (b"\n".join([lines[0], lines[2]]) + b"\n", "line 2 is damaged \\(entry number 3 where 2")):
+        project.log_path.write_bytes(damaged)
+        with pytest.raises(LabelingError, match=message):
+            LabelingProject(root, labels)
+    project.log_path.write_bytes(good[:-20])  # the unsure, cut while it was written
+    with pytest.warns(UserWarning, match="the last action \\(entry 3\\) was cut off"):
+        again = LabelingProject(root, labels)
+    assert again.labels() == {picks[0]: truth[picks[0]]} and again.status(picks[1]) is None
+    assert project.log_path.read_bytes() == b"\n".join(lines[:2]) + b"\n"
+    (project.state_dir / "project.json").write_text('{"labels_sha1": ')
+    with pytest.raises(LabelingError, match="project.json is damaged"):
+        LabelingProject(root, labels)

@@ -66,3 +66,12 @@ def test_the_gpu_check_stops_at_once_without_cuda():
     done = subprocess.run([sys.executable, "benchmarks/gpu_check.py"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "sees no CUDA GPU" in done.stderr
+
+
+def test_tests_assert_equality_only_through_the_exactness_helpers():
+    """tests/exactness.py says which equalities hold bit for bit on every CPU and which only within rounding; an
+    array equality written directly would claim bits without saying on which CPUs they hold."""
+    written = re.compile(r"np\.(testing\.assert_)?array_equal\(")
+    direct = [f"{path.name}:{n}" for path in sorted((ROOT / "tests").glob("*.py")) if path.name != "exactness.py"
+              for n, line in enumerate(path.read_text().splitlines(), 1) if written.search(line)]
+    assert not direct, f"use exactness.exact, close, picks_clear_of_ties or greedy_within_rounding in {direct}"

@@ -170,3 +170,32 @@ def test_a_cpu_record_names_its_bf16_instructions_and_the_onednn_cap(monkeypatch
     assert ("avx512_bf16" in instructions) == records.torch.cpu._is_avx512_bf16_supported()
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert records.describe_device("cpu").endswith("ONEDNN_MAX_CPU_ISA=unset)")
+
+
+def _write_slowly(path):
+    records.write_atomic(path, lambda tmp: (tmp.write_text("{"), __import__("time").sleep(60)))
+
+
+def test_a_killed_writers_temporary_file_is_removed_on_the_next_start_and_a_live_ones_kept(tmp_path):
+    """A writer killed mid-write leaves its temporary file; the next start removes it, but never the file of a
+    writer still at work (this process's) or of a writer on another host (a grid's shared folder)."""
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "exp" / "random" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    writer = multiprocessing.get_context("spawn").Process(target=_write_slowly, args=(path,))
+    writer.start()
+    deadline = time.monotonic() + 60
+    while not list(path.parent.glob(".*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join()
+    left = list(path.parent.glob(".*.tmp"))
+    assert len(left) == 1 and not path.exists()
+    live = records.temporary(path)  # a writer at work: this process
+    other_host = path.parent / ".seed0.json.elsewhere-1.abcdefgh.tmp"
+    other_host.write_text("{")
+    assert records.remove_stale_temporaries(tmp_path) == left
+    assert live.exists() and other_host.exists() and not left[0].exists()

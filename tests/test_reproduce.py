@@ -78,12 +78,61 @@ def test_batch_runs_skips_reports_and_resumes(repo, capsys):
 
 
 def test_a_failing_notebook_is_reported_and_the_batch_goes_on(repo):
-    too_big = {**FIXTURE, "budget": 1000}  # valid alone, but the pool cannot supply it: the notebook fails
-    outcomes = reproduce.run_batch(["blood_binary"], "smoke", too_big, force=False, root=repo)
-    assert [o.status for o in outcomes] == ["FAILED", "skipped"]  # no records at all: no summary
-    assert "ValueError" in outcomes[0].detail and "pool" in outcomes[0].detail
+    broken = nbformat.read(repo / "notebooks" / "blood_binary.ipynb", as_version=4)
+    broken.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('a cell that fails')"))
+    nbformat.write(broken, repo / "notebooks" / "blood_binary.ipynb")
+    outcomes = reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
+    assert [o.status for o in outcomes] == ["FAILED", "ran"]  # its records are there: the summary draws them
+    assert "RuntimeError: a cell that fails" in outcomes[0].detail
     executed = repo / "results" / "runs" / "smoke" / "executed"
-    assert sorted(p.name for p in executed.iterdir()) == ["blood_binary.failed.ipynb"]
+    assert sorted(p.name for p in executed.iterdir()) == ["blood_binary.failed.ipynb", "summary.ipynb"]
+
+
+def test_a_pool_smaller_than_rounds_times_budget_stops_the_batch_before_any_kernel(repo):
+    too_big = {**FIXTURE, "budget": 1000}  # valid alone, but the pool cannot supply it
+    with pytest.raises(reproduce.ConfigError, match=r"2 rounds of budget 1000 pick 2000 images, but seed 0's pool"):
+        reproduce.run_batch(["blood_binary"], "smoke", too_big, force=False, root=repo)
+    assert not (repo / "results" / "runs" / "smoke" / "executed").exists()
+
+
+def test_done_means_every_record_is_there_finished_and_readable(repo):
+    """A finished batch run again checks its records: a damaged one stops it, naming the file and the fix; a
+    missing folder is computed again, to the same records; executed notebooks are as readable as any file."""
+    reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
+    run = repo / "results" / "runs" / "smoke"
+    record = run / "blood_binary" / "random" / "seed0.json"
+    first = reproduce.comparable(json.loads(record.read_text()))
+    text = record.read_text()
+    record.write_text(text[:len(text) // 2])
+    with pytest.raises(reproduce.ConfigError, match=rf"{record} is damaged .* Delete it to compute it again"):
+        reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
+    shutil.rmtree(run / "blood_binary")
+    assert [o.status for o in reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, False, repo)] == ["ran", "ran"]
+    assert reproduce.comparable(json.loads(record.read_text())) == first
+    (repo / "plain").write_text("")
+    assert (run / "executed" / "blood_binary.ipynb").stat().st_mode & 0o777 == (repo / "plain").stat().st_mode & 0o777
+
+
+def test_repeated_set_flags_all_apply_and_a_name_given_two_values_is_refused(repo, monkeypatch, capsys):
+    monkeypatch.chdir(repo)
+    for sets, message in ((["--set", "device=tpu", "--set", "results_dir=DIR"], "device"),
+                          (["--set", "device=tpu", "results_dir=DIR"], "device"),
+                          (["--set", "rounds=2", "--set", "rounds=3"], "rounds is given twice, as 2 and 3")):
+        with pytest.raises(SystemExit) as stop:
+            reproduce.main(["--profile", "smoke", "--only", "pneumonia_binary", *sets])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    for sets in (["--set", "imbalance_ratio=20", "--set", "results_dir=DIR"], ["--set", "imbalance_ratio=20",
+                                                                               "results_dir=DIR"]):
+        with pytest.raises(SystemExit):
+            reproduce.main(["--only", "retina_longtail", *sets])
+        assert "'imbalance_ratio' (did you mean 'imbalance_factor'" in capsys.readouterr().err
+    assert reproduce._parse_set(["seeds=[0]", "seeds=[0]"]) == {"seeds": [0]}  # the same value twice: one
+
+
+def test_the_summary_reads_the_records_where_the_notebooks_wrote_them():
+    assert reproduce.notebook_parameters("summary", "smoke", {"results_dir": "../elsewhere"})["results_dir"] == \
+        "../elsewhere"
+    assert reproduce.notebook_parameters("summary", "smoke", {})["results_dir"] == "../results/runs/smoke"
 
 
 def test_command_line_rejects_bad_input(repo, monkeypatch, capsys):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .kernels import SelectionError, as_embedding, check_budget, inner, n_rows, sq_norms, take
+from .kernels import (SelectionError, as_embedding, check_budget, inner, n_rows, power_of_two_scale, scaled,
+                      sq_norms, take)
 
 BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
 
@@ -74,6 +75,7 @@ def badge_select(grad_embedding, budget: int, seed: int = 0, device: str | torch
     squared distance to the nearest centre so far. Memory O(n).
     """
     g = as_embedding(grad_embedding, "grad_embedding", torch.device(device))
+    g = scaled(g, power_of_two_scale(g))  # exact: the same picks, and finite distances at any magnitude
     n = n_rows(g)
     check_budget(budget, n)
     sq = sq_norms(g).double()
@@ -105,6 +107,8 @@ def coreset_select(features, labeled_features, budget: int, device: str | torch.
     labeled = as_embedding(labeled_features, "labeled_features", device) if len(labeled_features) else x[:0]
     if labeled.shape[1] != x.shape[1]:
         raise SelectionError(f"features have {x.shape[1]} dimensions but labeled_features {labeled.shape[1]}")
+    scale = power_of_two_scale(x, labeled)  # exact: the same picks, and finite distances at any magnitude
+    x, labeled = x / scale, labeled / scale
     sq = (x * x).sum(1)
     nearest = torch.full((n,), float("inf"), device=device)
     for lo in range(0, len(labeled), block):
@@ -118,3 +122,4 @@ def coreset_select(features, labeled_features, budget: int, device: str | torch.
         nearest = torch.minimum(nearest, (sq + sq[best] - 2 * x @ x[best]).clamp_min(0))
         nearest[best] = -1  # never again
     return np.asarray(picks, dtype=np.int64)
+

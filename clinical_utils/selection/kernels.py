@@ -8,6 +8,7 @@ An embedding set is an (n, d) float array or tensor, or a factored `GradientEmbe
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from .embeddings import GradientEmbedding
 
 KERNELS = ("cosine01", "cosine", "rbf")
+MAX_FEATURE_SQNORM = 1e30  # |h|^2 of a gradient embedding's features: K (1 + |h|^2) stays far inside float32
 
 
 class SelectionError(ValueError):
@@ -47,6 +49,12 @@ def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientE
         e, h = (as_embedding(part, f"{name}.{field}", device) for part, field in ((x.e, "e"), (x.h, "h")))
         if len(e) != len(h):
             raise SelectionError(f"{name}: e has {len(e)} rows but h has {len(h)}")
+        largest = float((h.double() ** 2).sum(1).max()) if len(h) else 0.0
+        if largest > MAX_FEATURE_SQNORM:  # g's norm is |e| sqrt(1 + |h|^2): no rescaling of e can keep it finite
+            raise SelectionError(f"{name}: penultimate features as large as |h| = {math.sqrt(largest):.3g}, so "
+                                 "1 + |h|^2 overflows float32 in the gradient embedding; check the model (such "
+                                 "features are not a trained network's), or divide the features by a constant "
+                                 "before building the gradient embedding")
         return GradientEmbedding(e, h)
     t = x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
     if t.ndim != 2:
@@ -60,6 +68,21 @@ def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientE
         raise SelectionError(f"{name} has NaN or infinite values in {int(bad.sum())} rows (first: {rows}); "
                              "fix the model or drop those points before selecting")
     return t
+
+
+def power_of_two_scale(*sets) -> float:
+    """2^k with the largest |entry| of the sets (of a gradient embedding: its e, in which g is linear) in
+    [2^(k-1), 2^k), or 1 for all-zero sets. Dividing by it is exact, so ordinary inputs give the same bits as
+    unscaled, and the squared norms and distances of inputs of any finite magnitude (1e20) stay finite."""
+    peaks = [float(part.abs().max()) for part in (x.e if isinstance(x, GradientEmbedding) else x for x in sets)
+             if part.numel()]
+    peak = max(peaks, default=0.0)
+    return math.ldexp(1.0, math.frexp(peak)[1]) if peak > 0 else 1.0
+
+
+def scaled(x, factor: float):
+    """An embedding set divided by `factor` (a gradient embedding through its e part)."""
+    return GradientEmbedding(x.e / factor, x.h) if isinstance(x, GradientEmbedding) else x / factor
 
 
 def n_rows(x) -> int:

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from ..train import native_bf16
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
-                      prepare, rows, self_similarity, similarity)
+                      power_of_two_scale, prepare, rows, scaled, self_similarity, similarity)
 
 FUNCTIONS = ("flmi", "flqmi", "gcmi", "logdetmi", "flcmi", "logdetcmi")
 CONDITIONAL = ("flcmi", "logdetcmi")
@@ -153,6 +153,12 @@ class _Space:
 
     def __init__(self, pool, query, private, kernel: str, memory_budget: int, fast_bounds: bool = True):
         self.kernel = kernel
+        if kernel == "rbf":
+            # one exact rescaling of every set keeps distances finite at any magnitude (the cosine kernels
+            # normalise each row instead)
+            factor = power_of_two_scale(pool, query, *([] if private is None else [private]))
+            pool, query = scaled(pool, factor), scaled(query, factor)
+            private = None if private is None else scaled(private, factor)
         self.pool = prepare(pool, kernel, "pool")
         self.n = n_rows(pool)
         self.device = self.pool.sqnorm.device
