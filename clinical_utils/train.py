@@ -4,10 +4,13 @@ Batches are drawn by index permutation and augmented on tensors (random horizont
 does no per-image Python work. `class_weight="balanced"` weighs each image's loss by its class's n / (K n_c)
 (scikit-learn's rule over the K classes present; a batch's loss is the weighted mean, PyTorch's cross_entropy
 weight), which makes a collapsed small model, one calling every image common, much rarer
-(benchmarks/initial_collapse.py). With precision "bf16" it trains under bf16 autocast in channels-last layout:
-"auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains a small CNN about 2x
-faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the CPU two runs with
-the same seed, precision, thread count and oneDNN kernels (environment.REFERENCE_ISA) give identical weights.
+(benchmarks/initial_collapse.py). `logit_adjust=tau` trains on logits + tau log(prior), the labeled set's class
+frequencies (the logit-adjusted loss of Menon et al., ICLR 2021), and predicts with the plain logits: a
+long-tail-aware loss whose minimiser is the balanced error's. With precision "bf16" it trains under bf16 autocast
+in channels-last layout: "auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains
+a small CNN about 2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the
+CPU two runs with the same seed, precision, thread count and oneDNN kernels (environment.REFERENCE_ISA) give
+identical weights.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 CLASS_WEIGHTS = (None, "balanced")
 # Options added after the first run records were made, at the value that computes what those records computed:
 # a record stores such an option only when it has another value, so the earlier records stay equal to new runs.
-ADDED_OPTIONS = {"class_weight": None}
+ADDED_OPTIONS = {"class_weight": None, "logit_adjust": None}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -78,6 +81,7 @@ class TrainConfig:
     flip: bool = True
     precision: str = "auto"  # "bf16": autocast + channels-last; "fp32"; "auto": bf16 where native_bf16
     class_weight: str | None = None  # None: plain cross-entropy; "balanced": class c weighted n / (K n_c), K present
+    logit_adjust: float | None = None  # None: off; tau: train on logits + tau log(class prior) (Menon et al.: 1)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -94,6 +98,10 @@ class TrainConfig:
             raise ValueError(f"precision {self.precision!r} is unknown; use one of {PRECISIONS}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight {self.class_weight!r} is unknown; use one of {CLASS_WEIGHTS}")
+        if self.logit_adjust is not None and not (isinstance(self.logit_adjust, (int, float))
+                                                  and math.isfinite(self.logit_adjust) and self.logit_adjust > 0):
+            raise ValueError(f"logit_adjust must be None or a number > 0 (tau; 1 is Menon et al.'s), got "
+                             f"{self.logit_adjust!r}")
 
     def for_device(self, device: torch.device) -> "TrainConfig":
         """This config with "auto" precision resolved for `device`, as records store it."""
@@ -114,6 +122,13 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     present = np.unique(labels)
     weights[present] = compute_class_weight("balanced", classes=present, y=labels)
     return weights
+
+
+def log_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """log of the class frequencies (n_classes,) of labels (N,); an absent class counts as one image, so that its
+    logit stays finite."""
+    counts = np.maximum(np.bincount(labels, minlength=n_classes), 1)
+    return np.log(counts / counts.sum())
 
 
 @dataclass
@@ -195,6 +210,10 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     if config.class_weight == "balanced":
         weight = torch.as_tensor(class_weights(labels, model.head.out_features), dtype=torch.float32,
                                  device=device)
+    offset = None  # logit adjustment: added to the logits in the loss only
+    if config.logit_adjust is not None:
+        offset = config.logit_adjust * torch.as_tensor(log_prior(labels, model.head.out_features),
+                                                       dtype=torch.float32, device=device)
     gen = torch.Generator().manual_seed(seed)  # CPU generator: same stream on every device
     history, start = [], time.perf_counter()
     bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if progress is None else not progress,
@@ -208,7 +227,7 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
             y = y_all[idx.to(device)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
-                loss = F.cross_entropy(logits, y, weight=weight)
+                loss = F.cross_entropy(logits if offset is None else logits + offset, y, weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

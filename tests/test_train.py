@@ -4,8 +4,8 @@ import torch
 
 from clinical_utils import data as D
 from clinical_utils.models import build_model
-from clinical_utils.train import (TrainConfig, class_weights, classification_metrics, evaluate, native_bf16, predict,
-                                  resolve_device, train)
+from clinical_utils.train import (TrainConfig, class_weights, classification_metrics, evaluate, log_prior,
+                                  native_bf16, predict, resolve_device, train)
 from exactness import close, exact
 
 
@@ -180,3 +180,22 @@ def test_balanced_class_weights_make_the_model_predict_the_rare_class(blood):
         predict_rare[weight] = int((predict(model, blood.train.images, "cpu").argmax(1) == 1).sum())
     assert predict_rare["balanced"] > 2 * max(predict_rare[None], 1)
 
+
+def test_logit_adjustment_makes_the_model_predict_the_rare_class_and_is_recorded_only_when_set(blood):
+    """Menon et al.'s loss on 40 common images against 2 rare ones: training on logits + log(prior) moves the
+    plain logits towards the rare class, as the balanced loss does."""
+    common, rare = np.flatnonzero(blood.train.labels == 1)[:40], np.flatnonzero(blood.train.labels == 0)[:2]
+    idx = np.sort(np.concatenate([common, rare]))
+    images, labels = blood.train.images[idx], (blood.train.labels[idx] == 0).astype(np.int64)
+    predict_rare = {}
+    for tau in (None, 1.0):
+        model = build_model("small_cnn", 3, 2, seed=0)
+        train(model, images, labels, TrainConfig(epochs=10, batch_size=14, logit_adjust=tau), "cpu", seed=0)
+        predict_rare[tau] = int((predict(model, blood.train.images, "cpu").argmax(1) == 1).sum())
+    assert predict_rare[1.0] > 2 * max(predict_rare[None], 1)
+    assert "logit_adjust" not in TrainConfig().as_record() and TrainConfig(logit_adjust=1.0).as_record()[
+        "logit_adjust"] == 1.0
+    np.testing.assert_allclose(log_prior(np.array([0, 0, 0, 1]), 3), np.log([3 / 5, 1 / 5, 1 / 5]))
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="logit_adjust must be"):
+            TrainConfig(logit_adjust=bad)

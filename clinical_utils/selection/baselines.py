@@ -11,6 +11,8 @@ from .kernels import (SelectionError, as_embedding, check_budget, inner, n_rows,
                       sq_norms, take)
 
 BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
+TYPICALITY_NEIGHBOURS = 20  # TypiClust's k: typicality is the inverse mean distance to this many neighbours
+MIN_CLUSTER = 5  # TypiClust leaves out clusters smaller than this (outliers)
 
 
 def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
@@ -123,3 +125,47 @@ def coreset_select(features, labeled_features, budget: int, device: str | torch.
         nearest[best] = -1  # never again
     return np.asarray(picks, dtype=np.int64)
 
+
+def typiclust_select(features, budget: int, labeled_features=None, seed: int = 0) -> np.ndarray:
+    """TypiClust (Hacohen et al., ICML 2022), the cold-start baseline: k-means (scikit-learn) with |L| + budget
+    clusters on label-free features (n, d) (labeled_features (m, d) or None: the labeled points), then, pick by
+    pick, the most typical point of the largest cluster with the fewest labeled points. Typicality is the inverse
+    mean distance to the point's `TYPICALITY_NEIGHBOURS` nearest neighbours in its cluster; clusters smaller than
+    `MIN_CLUSTER` are left out while others remain."""
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import NearestNeighbors
+
+    x = as_embedding(features, "features", torch.device("cpu")).double().numpy()
+    n = len(x)
+    check_budget(budget, n)
+    labeled = (np.zeros((0, x.shape[1])) if labeled_features is None or not len(labeled_features)
+               else as_embedding(labeled_features, "labeled_features", torch.device("cpu")).double().numpy())
+    if labeled.shape[1] != x.shape[1]:
+        raise SelectionError(f"features have {x.shape[1]} dimensions but labeled_features {labeled.shape[1]}")
+    scale = power_of_two_scale(torch.from_numpy(x), torch.from_numpy(labeled))  # finite squared distances
+    x, labeled = x / scale, labeled / scale
+    k = min(n, len(labeled) + budget)
+    kmeans = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
+    cluster = kmeans.labels_
+    covered = np.bincount(kmeans.predict(labeled), minlength=k) if len(labeled) else np.zeros(k, int)
+    sizes = np.bincount(cluster, minlength=k)
+    typicality = np.zeros(n)
+    for c in range(k):
+        members = np.flatnonzero(cluster == c)
+        if len(members) < 2:  # a lone point: no neighbours, typicality 0
+            continue
+        near = NearestNeighbors(n_neighbors=min(TYPICALITY_NEIGHBOURS, len(members) - 1) + 1).fit(x[members])
+        distances = near.kneighbors(x[members])[0][:, 1:]  # the point itself first, at distance 0
+        typicality[members] = 1 / (distances.mean(1) + 1e-12)
+    picks, taken = [], np.zeros(n, bool)
+    for _ in range(budget):
+        open_ = np.bincount(cluster[~taken], minlength=k) > 0
+        eligible = open_ & (sizes >= MIN_CLUSTER)
+        candidates = np.flatnonzero(eligible if eligible.any() else open_)
+        c = candidates[np.lexsort((-sizes[candidates], covered[candidates]))[0]]  # fewest labeled, then largest
+        members = np.flatnonzero((cluster == c) & ~taken)
+        best = int(members[np.argmax(typicality[members])])
+        picks.append(best)
+        taken[best] = True
+        covered[c] += 1
+    return np.asarray(picks, dtype=np.int64)
