@@ -119,18 +119,19 @@ def finished(paths: list[Path], expected: dict | None = None) -> bool:
     missing or unfinished, for its run to compute it. A damaged record raises RecordError, and one whose
     parameters differ from `expected` on a name of SAME_MEANING raises StaleRecordError, each naming the file
     and the fix, so that neither is skipped over as done nor run over."""
-    for path in paths:
+    done = True
+    for path in paths:  # every one read, so that no damaged or stale record hides behind a missing one
         if not path.exists():
-            return False
+            done = False
+            continue
         record = read_json(path)
         stored = record.get("parameters") if isinstance(record, dict) else None
         if not isinstance(stored, dict):
             raise RecordError(f"{path} is not a run record (no parameters); {RERUN}")
         asked = {k: v for k, v in (expected or {}).items() if k in SAME_MEANING and k in stored}
         check_parameters(path, {k: stored[k] for k in asked}, asked)
-        if not record.get("finished", True):
-            return False
-    return True
+        done = done and bool(record.get("finished", True))
+    return done
 
 
 def run_shard(source: Path, shard: Shard, executed_dir: Path, notebooks: Path, threads: int | None,

@@ -69,8 +69,15 @@ def _sealed(entry: dict, seq: int) -> dict:
     return {**entry, "crc": _checksum(entry)}
 
 
-def _checked_entry(line: bytes, seq: int) -> dict:
-    """A log line as an action entry; ValueError saying what is wrong with it."""
+def _last_seq(entries: list[dict]) -> int:
+    """The last entry's sequence number (an entry written before numbers: its position), 0 for none."""
+    return entries[-1].get("seq", len(entries)) if entries else 0
+
+
+def _checked_entry(line: bytes, previous: int) -> dict:
+    """A log line as an action entry, whose sequence number must follow `previous` (the last entry's: its
+    number, or for an entry written before numbers, its position); ValueError saying what is wrong with it. A gap
+    is allowed: a damaged line deleted on purpose."""
     try:
         entry = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -78,8 +85,8 @@ def _checked_entry(line: bytes, seq: int) -> dict:
     if not isinstance(entry, dict) or entry.get("action") not in ACTIONS:
         raise ValueError(f"not an action entry: {line[:60].decode(errors='replace')!r}")
     if "seq" in entry or "crc" in entry:
-        if entry.get("seq") != seq:
-            raise ValueError(f"entry number {entry.get('seq')!r} where {seq} comes")
+        if not isinstance(entry.get("seq"), int) or entry["seq"] <= previous:
+            raise ValueError(f"entry number {entry.get('seq')!r} after {previous}")
         if entry.get("crc") != _checksum(entry):
             raise ValueError("its checksum does not fit its content")
     return entry
@@ -148,18 +155,18 @@ class LabelingProject:
         entries = []
         for number, line in enumerate(lines, 1):
             try:
-                entries.append(_checked_entry(line, len(entries) + 1))
+                entries.append(_checked_entry(line, _last_seq(entries)))
             except ValueError as err:
                 if number == len(lines) and not raw.endswith(b"\n"):  # cut by a kill while it was written
                     with open(self.log_path, "r+b") as f:
                         f.truncate(len(raw) - len(line))
-                    warnings.warn(f"{self.log_path}: the last action (entry {len(entries) + 1}) was cut off while it "
-                                  "was written, when the kernel stopped; it was not saved: do it again",
+                    warnings.warn(f"{self.log_path}: the last action (entry {_last_seq(entries) + 1}) was cut off "
+                                  "while it was written, when the kernel stopped; it was not saved: do it again",
                                   stacklevel=3)
                     return entries
-                raise LabelingError(f"{self.log_path} line {number} is damaged ({err}): entry {len(entries) + 1} of "
-                                    "the log, written and synced to disk whole, has changed since. Restore the file "
-                                    "from a backup, or delete that line to lose that one action") from None
+                raise LabelingError(f"{self.log_path} line {number} is damaged ({err}): an entry of the log, "
+                                    "written and synced to disk whole, has changed since. Restore the file from a "
+                                    "backup, or delete that line to lose that one action") from None
         if raw and not raw.endswith(b"\n"):  # a whole last entry whose newline was cut: end its line
             with open(self.log_path, "ab") as f:
                 f.write(b"\n")
@@ -176,7 +183,7 @@ class LabelingProject:
     def _append(self, *entries: dict) -> list[dict]:
         """Append entries (inside `_writing`), fsync, then rewrite the labels CSV."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        entries = [_sealed({**entry, "time": stamp}, len(self.log) + i) for i, entry in enumerate(entries, 1)]
+        entries = [_sealed({**entry, "time": stamp}, _last_seq(self.log) + i) for i, entry in enumerate(entries, 1)]
         with open(self.log_path, "ab") as f:
             f.write(b"".join((json.dumps(entry) + "\n").encode() for entry in entries))
             f.flush()

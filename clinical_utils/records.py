@@ -92,12 +92,18 @@ def make_readable(path: Path) -> None:
 
 
 def _writer() -> str:
-    """This process, as temporary names carry it: host and process id."""
+    """This process, as temporary names carry it: host, process-id namespace and process id."""
     return f"{_host()}-{os.getpid()}"
 
 
 def _host() -> str:
-    return socket.gethostname().replace(".", "_")  # temporary names split at dots
+    """The host and its process-id namespace (containers sharing a host name do not share process ids); no dots,
+    at which temporary names are split."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # no /proc (macOS): the host name alone
+        namespace = 0
+    return f"{socket.gethostname().replace('.', '_')}~{namespace}"
 
 
 def temporary(path: Path, suffix: str = ".tmp") -> Path:

@@ -6,8 +6,9 @@ seed shares one.
     feats = ssl_features(images, "small_cnn", state)                                      # (N, d) float32
 
 A cached result is reused only when everything that made it is equal: the images' bytes, the model, every
-setting of `PretrainConfig`, the seed, and the torch and lightly versions (its file name carries their SHA-1).
-On the CPU two runs with the same key and thread count give the same weights bit for bit.
+setting of `PretrainConfig`, the seed, the device kind and thread count, and the versions of this package, torch,
+torchvision, lightly and Pillow (its file name carries their SHA-1). On the CPU two runs with the same key give
+the same weights bit for bit.
 """
 from __future__ import annotations
 
@@ -50,12 +51,15 @@ class PretrainConfig:
             raise ValueError(f"min_scale must be in (0, 1], got {self.min_scale}")
 
 
-def cache_key(images: np.ndarray, model_name: str, config: PretrainConfig, seed: int) -> str:
+def cache_key(images: np.ndarray, model_name: str, config: PretrainConfig, seed: int,
+              device: str | torch.device = "cpu") -> str:
     """SHA-1 of everything a pretrained backbone depends on (see the module docstring)."""
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes())
     digest.update(repr(images.shape).encode())
-    digest.update(json.dumps({"model": model_name, "seed": seed, **asdict(config), "torch": version("torch"),
-                              "lightly": version("lightly")}, sort_keys=True).encode())
+    made_by = {name: version(name) for name in ("clinical-utils", "torch", "torchvision", "lightly", "pillow")}
+    digest.update(json.dumps({"model": model_name, "seed": seed, **asdict(config), **made_by,
+                              "device": resolve_device(device).type, "threads": torch.get_num_threads()},
+                             sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -71,7 +75,8 @@ def pretrained_backbone(images, model_name: str = "small_cnn", seed: int = 0, co
         raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{model_name}-{config.method}-{cache_key(images, model_name, config, seed)}.pt"
+        key = cache_key(images, model_name, config, seed, device)
+        path = Path(cache_dir) / f"{model_name}-{config.method}-{key}.pt"
         if path.exists():
             return torch.load(path, map_location="cpu", weights_only=True)
     state = _simclr(images, model_name, seed, config, resolve_device(device))
@@ -106,7 +111,7 @@ def _simclr(images: np.ndarray, model_name: str, seed: int, config: PretrainConf
                                 min_scale=config.min_scale, random_gray_scale=0.0, gaussian_blur=0.0,
                                 hf_prob=0.5, normalize={"mean": [0.5] * 3, "std": [0.5] * 3})
     pictures = [Image.fromarray(im[0] if channels == 1 else im.transpose(1, 2, 0)).convert("RGB") for im in images]
-    with torch.random.fork_rng(devices=[]):  # the crops and jitters draw from torch's generator: seeded here
+    with torch.random.fork_rng():  # the crops and jitters draw from torch's generators: seeded here, restored after
         torch.manual_seed(seed)
         model = build_model(model_name, channels, 2, size, seed=seed)
         backbone = model.backbone.to(device).train()

@@ -151,10 +151,10 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
         if name in experiments.EXPERIMENTS:
             experiments.check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
         try:
-            recorded = force or config.results_dir is None or all(finished(
+            recorded = force or config.results_dir is None or all([finished(  # a list: every seed is read
                 seed_records(name, config, seed, notebooks),
                 {**{k: getattr(config, k) for k in SAME_MEANING if hasattr(config, k)}, "seed": seed})
-                for seed in config.seeds)
+                for seed in config.seeds])
         except RecordError as err:
             raise ConfigError(str(err)) from None
         executed = executed_dir / f"{name}.ipynb"

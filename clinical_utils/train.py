@@ -98,8 +98,9 @@ class TrainConfig:
             raise ValueError(f"precision {self.precision!r} is unknown; use one of {PRECISIONS}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight {self.class_weight!r} is unknown; use one of {CLASS_WEIGHTS}")
-        if self.logit_adjust is not None and not (isinstance(self.logit_adjust, (int, float))
-                                                  and math.isfinite(self.logit_adjust) and self.logit_adjust > 0):
+        if self.logit_adjust is not None and (isinstance(self.logit_adjust, bool) or not (
+                isinstance(self.logit_adjust, (int, float))
+                and math.isfinite(self.logit_adjust) and self.logit_adjust > 0)):
             raise ValueError(f"logit_adjust must be None or a number > 0 (tau; 1 is Menon et al.'s), got "
                              f"{self.logit_adjust!r}")
 

@@ -204,10 +204,15 @@ def test_every_damage_to_the_log_is_named_and_an_action_cut_by_a_kill_is_told_ap
     for damaged, message in ((good + b"42\n", "line 4 is damaged \\(not an action entry"),
                              (b"\n".join([*lines[:2], b" " * len(lines[2])]) + b"\n", "line 3 is damaged \\(a blank"),
                              (b"\n".join([*lines[:2], edited]) + b"\n", "line 3 is damaged \\(its checksum"),
-                             (b"\n".join([lines[0], lines[2]]) + b"\n", "line 2 is damaged \\(entry number 3 where 2")):
+                             (b"\n".join([*lines[:2], lines[1]]) + b"\n", "line 3 is damaged \\(entry number 2 after")):
         project.log_path.write_bytes(damaged)
         with pytest.raises(LabelingError, match=message):
             LabelingProject(root, labels)
+    project.log_path.write_bytes(b"\n".join([lines[0], lines[2]]) + b"\n")  # as the message says: line deleted
+    deleted = LabelingProject(root, labels)
+    assert deleted.labels() == {} and deleted.status(picks[1]) == "unsure"
+    deleted.label(picks[0], truth[picks[0]])  # numbered after the last entry, past the gap
+    assert LabelingProject(root, labels).log[-1]["seq"] == 4
     project.log_path.write_bytes(good[:-20])  # the unsure, cut while it was written
     with pytest.warns(UserWarning, match="the last action \\(entry 3\\) was cut off"):
         again = LabelingProject(root, labels)

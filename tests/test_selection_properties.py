@@ -128,3 +128,10 @@ def test_non_finite_input_is_a_selection_error(strategy, bad):
     x["mc"][:, 5, 0] = bad
     with pytest.raises(SelectionError, match="NaN or infinite|finite"):
         pick(strategy, x, 3)
+
+
+def test_the_largest_float32_inputs_still_pick():
+    """A peak at float32's top (3e38) rescales by 2^127, which float32 holds (2^128 would be inf)."""
+    x = np.array([[3e38, 1.0], [1.0, 3e38], [-3e38, 0.0], [0.0, 0.0]], np.float32)
+    assert sorted(coreset_select(x, x[3:], 3).tolist()) == [0, 1, 2]
+    assert len(set(badge_select(x, 3).tolist())) == 3

@@ -196,6 +196,6 @@ def test_logit_adjustment_makes_the_model_predict_the_rare_class_and_is_recorded
     assert "logit_adjust" not in TrainConfig().as_record() and TrainConfig(logit_adjust=1.0).as_record()[
         "logit_adjust"] == 1.0
     np.testing.assert_allclose(log_prior(np.array([0, 0, 0, 1]), 3), np.log([3 / 5, 1 / 5, 1 / 5]))
-    for bad in (0, -1.0, float("nan"), "1"):
+    for bad in (0, -1.0, float("nan"), "1", True):
         with pytest.raises(ValueError, match="logit_adjust must be"):
             TrainConfig(logit_adjust=bad)

@@ -72,12 +72,12 @@ def as_embedding(x, name: str, device: torch.device) -> torch.Tensor | GradientE
 
 def power_of_two_scale(*sets) -> float:
     """2^k with the largest |entry| of the sets (of a gradient embedding: its e, in which g is linear) in
-    [2^(k-1), 2^k), or 1 for all-zero sets. Dividing by it is exact, so ordinary inputs give the same bits as
-    unscaled, and the squared norms and distances of inputs of any finite magnitude (1e20) stay finite."""
+    [2^k, 2^(k+1)), or 1 for all-zero sets. Dividing by it is exact, so ordinary inputs give the same bits as
+    unscaled, and the squared norms and distances of inputs of any finite magnitude (1e20, 3e38) stay finite."""
     peaks = [float(part.abs().max()) for part in (x.e if isinstance(x, GradientEmbedding) else x for x in sets)
              if part.numel()]
     peak = max(peaks, default=0.0)
-    return math.ldexp(1.0, math.frexp(peak)[1]) if peak > 0 else 1.0
+    return math.ldexp(1.0, math.frexp(peak)[1] - 1) if peak > 0 else 1.0  # 2^127 at most: finite in float32
 
 
 def scaled(x, factor: float):
