@@ -14,7 +14,6 @@ Prints a table and saves results/bench/cold_start.json.
 """
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "ssl"
 # (experiment, overrides): every offline binary set with each class rare at ratios 10 and 50, and the long tail
 # with two tail choices (by train frequency: grades 1, 3, 4 rare; and grades 0, 2, 3 rare)
-SETTINGS = [*((f"{name}", {"rare_classes": [rare], "imbalance_ratio": ratio})
+SETTINGS = [*((name, {"rare_classes": [rare], "imbalance_ratio": ratio})
               for name in ("pneumonia_binary", "breast_binary") for rare in (0, 1) for ratio in (10, 50)),
             ("retina_longtail", {}), ("retina_longtail", {"order": [1, 4, 0, 2, 3]})]
 FUNCTIONS = ("flqmi", "gcmi", "flmi", "logdetmi")
@@ -57,7 +56,8 @@ def round_zero(data, config, seed: int, pretrain: PretrainConfig) -> dict:
     untrained = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
     spaces["init"] = lambda images: predict(untrained, images, "cpu", features=True)[1]
     budget = config.budget
-    out = {"pool": int(len(scenario.pool)), "rare_in_pool": int(rare.sum()), "budget": budget,
+    out = {"rare_classes": list(scenario.rare_classes), "pool": int(len(scenario.pool)),
+           "rare_in_pool": int(rare.sum()), "budget": budget,
            "pretrain_seconds": round(pretrain_seconds, 1),
            "random": int(rare[random_select(len(scenario.pool), budget, seed)].sum())}
     for space, embed in spaces.items():
@@ -77,21 +77,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="experiments to run (default: every setting)")
     args = parser.parse_args()
     restart_in_batch_environment()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     pretrain = PretrainConfig(epochs=args.epochs)
     rows, start = [], time.perf_counter()
     for name, overrides in SETTINGS:
         if args.only and name not in args.only:
             continue
-        config = configure(name, profile="quick", **overrides,
-                           **({"data_root": os.environ["MEDMNIST_ROOT"]} if "MEDMNIST_ROOT" in os.environ else {}))
-        data = load_data(config)
+        config = configure(name, profile="quick", **overrides)
+        data = load_data(config)  # from $MEDMNIST_ROOT where it is set
         seeds = [round_zero(data, config, seed, pretrain) for seed in range(args.seeds)]
-        methods = [k for k in seeds[0] if k not in ("pool", "rare_in_pool", "budget", "pretrain_seconds")]
+        methods = [k for k in seeds[0] if k not in ("rare_classes", "pool", "rare_in_pool", "budget",
+                                                     "pretrain_seconds")]
         picked = {m: [s[m] for s in seeds] for m in methods}
         paired = {m: mean_interval(np.subtract(picked[m], picked["random"])) for m in methods if m != "random"}
-        rows.append({"setting": label(name, overrides), "rare_classes": list(build_scenario(data, config, 0)
-                                                                             .rare_classes),
+        rows.append({"setting": label(name, overrides), "rare_classes": seeds[0]["rare_classes"],
                      "pool": [s["pool"] for s in seeds], "rare_in_pool": [s["rare_in_pool"] for s in seeds],
                      "budget": config.budget, "pretrain_seconds": [s["pretrain_seconds"] for s in seeds],
                      "rare_picked": picked, "vs_random": {m: dict(zip(("mean", "low", "high"), v))

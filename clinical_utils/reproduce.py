@@ -136,8 +136,9 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
 def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs) -> tuple[list[str], list[Outcome]]:
     """The notebooks to run, and the outcomes of those that need not (no data: skipped; finished: done before).
     Done means the executed notebook finished with these parameters and cells and every record of every seed is
-    there and finished; a missing record is computed again, a damaged or stale one stops the batch, naming it. Every
-    experiment's pools are checked against rounds x budget here too, before any kernel starts."""
+    there and finished; a missing record is computed again, a damaged or stale one stops the batch, naming it. The
+    pools of every experiment that will run are checked against rounds x budget here too, before any kernel
+    starts."""
     ready, outcomes = [], []
     for name in names:
         config, params = configs[name], notebook_parameters(name, profile, overrides)
@@ -148,8 +149,6 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
             outcomes.append(Outcome(name, "skipped", str(err)))
             print(f"{name} skipped: {err}", flush=True)
             continue
-        if name in experiments.EXPERIMENTS:
-            experiments.check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
         try:
             recorded = force or config.results_dir is None or all([finished(  # a list: every seed is read
                 seed_records(name, config, seed, notebooks),
@@ -161,6 +160,8 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
         if not force and recorded and done_before(notebooks / f"{name}.ipynb", executed, params):
             outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
             continue
+        if name in experiments.EXPERIMENTS:  # it will run: its pools must supply every round
+            experiments.check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
         if force and config.results_dir is not None:  # computed afresh: its old records would be read back
             shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
         ready.append(name)
