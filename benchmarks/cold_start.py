@@ -10,7 +10,7 @@ benchmarks/.cache/), and round 0 picks `budget` pool images (the quick profile's
 Counts the rare images picked, and pairs every method with random over seeds (mean difference, 95% t interval).
 Prints a table and saves results/bench/cold_start.json.
 
-    python benchmarks/cold_start.py [--seeds 5] [--epochs 30] [--only pneumonia_binary ...]
+    python benchmarks/cold_start.py [--seeds 5] [--epochs 10] [--only pneumonia_binary ...]
 """
 import argparse
 import json
@@ -28,14 +28,9 @@ from clinical_utils.representation import PretrainConfig, pretrained_backbone, s
 from clinical_utils.selection import random_select, smi_select, typiclust_select
 from clinical_utils.stats import mean_interval
 from clinical_utils.train import predict
+from sweep import CACHE, SETTINGS  # the robustness sweep's settings and its SimCLR cache (benchmarks/ is on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "benchmarks" / ".cache" / "ssl"
-# (experiment, overrides): every offline binary set with each class rare at ratios 10 and 50, and the long tail
-# with two tail choices (by train frequency: grades 1, 3, 4 rare; and grades 0, 2, 3 rare)
-SETTINGS = [*((name, {"rare_classes": [rare], "imbalance_ratio": ratio})
-              for name in ("pneumonia_binary", "breast_binary") for rare in (0, 1) for ratio in (10, 50)),
-            ("retina_longtail", {}), ("retina_longtail", {"order": [1, 4, 0, 2, 3]})]
 FUNCTIONS = ("flqmi", "gcmi", "flmi", "logdetmi")
 
 

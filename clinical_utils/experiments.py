@@ -26,6 +26,8 @@ from .models import MODELS
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import results_folder
+from .representation import METHODS as PRETRAIN_METHODS
+from .representation import PretrainConfig
 from .train import CLASS_WEIGHTS, TrainConfig
 
 # What defines each experiment. Sizes, budget, rounds, seeds and training come from the profile.
@@ -84,13 +86,15 @@ EXPERIMENT_PROFILE = {
     ("retina_longtail", "paper_cpu"): {"labeled_max": 60, "pool_max": None, "exemplars_per_class": 5},
 }
 # Values no profile changes (balanced_test: True for binary imbalance, False for long-tail).
-DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "class_weight": None, "device": "auto",
+DEFAULTS = {"queries": "all", "embedding": "gradients", "order": None, "class_weight": None, "logit_adjust": None,
+            "pretrain": None, "pretrain_epochs": PretrainConfig.epochs, "head_only": False, "device": "auto",
             "data_root": None, "verify_data": True}
 SETTING_PARAMETERS = {"binary": ("imbalance_ratio", "labeled_per_class", "pool_per_class"),
                       "longtail": ("imbalance_factor", "order", "labeled_max", "pool_max")}
 PARAMETERS = ("profile", "dataset", "rare_classes", "exemplars_per_class", "balanced_test", "budget", "rounds",
               "strategies", "seeds", "model", "epochs", "batch_size", "lr", "target_train_accuracy", "precision",
-              "class_weight", "queries", "embedding", "device", "results_dir", "data_root", "verify_data")
+              "class_weight", "logit_adjust", "pretrain", "pretrain_epochs", "head_only", "queries", "embedding",
+              "device", "results_dir", "data_root", "verify_data")
 @dataclass(frozen=True)
 class Config:
     """Every value one experiment runs with. results_dir None: a fresh temporary folder (nothing kept)."""
@@ -113,6 +117,7 @@ class Config:
     seeds: list
     model: str
     train: TrainConfig
+    pretrain: PretrainConfig | None  # None: every round's network starts from random weights
     queries: str
     embedding: str
     device: str
@@ -190,6 +195,13 @@ def configure(experiment: str, **params) -> Config:
     need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
     need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
     need(p["class_weight"] in CLASS_WEIGHTS, "class_weight", p["class_weight"], f"one of {list(CLASS_WEIGHTS)}")
+    need(p["pretrain"] is None or p["pretrain"] in PRETRAIN_METHODS, "pretrain", p["pretrain"],
+         f"None or one of {list(PRETRAIN_METHODS)}")
+    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
+         "a positive whole number")
+    need(isinstance(p["head_only"], bool), "head_only", p["head_only"], "True or False")
+    need(not p["head_only"] or p["pretrain"] is not None, "head_only", p["head_only"],
+         "False unless pretrain is set (a linear head on an untrained backbone learns little)")
     need(valid_device(p["device"]), "device", p["device"], f"one of {list(DEVICES)} or 'cuda:N'")
     for name in ("balanced_test", "verify_data"):
         need(isinstance(p[name], bool), name, p[name], "True or False")
@@ -198,13 +210,16 @@ def configure(experiment: str, **params) -> Config:
     try:
         train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                             target_train_accuracy=p["target_train_accuracy"], precision=p["precision"],
-                            class_weight=p["class_weight"])
+                            class_weight=p["class_weight"], logit_adjust=p["logit_adjust"],
+                            head_only=p["head_only"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training parameters: {err}") from None
     return Config(experiment, p["profile"], changed, p["dataset"], spec["setting"],
                   None if rare is None else list(rare),
                   imbalance, None if order is None else list(order), labeled, pool, p["exemplars_per_class"],
-                  p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train, p["queries"],
+                  p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train,
+                  None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
+                  p["queries"],
                   p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
 
 
@@ -267,5 +282,6 @@ def run_experiment(data: MedMNIST, config: Config, progress: bool | None = None)
                 data, scenarios[seed], strategy, rounds=config.rounds, budget=config.budget, model_name=config.model,
                 train_config=config.train, seed=seed, device=config.device, queries=config.queries, progress=False,
                 experiment=config.experiment, embedding=config.embedding, initial_models=initial_models,
+                pretrain=config.pretrain, pretrain_cache=Path(results_dir) / "pretrained",
                 record_path=record_path(results_dir, config.experiment, strategy, seed)))
         return records

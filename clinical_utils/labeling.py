@@ -5,7 +5,8 @@ State lives in `state_dir` (default <folder>/.labeling/):
   project.json  what the project was opened with (labels CSV, size, channels, seed): reopening checks it
   log.jsonl     append-only, one JSON object per line, flushed and fsynced after every action. The truth:
                 {"action": "round", "round", "strategy", "budget", "rare_classes", "picks": [paths],
-                 "predictions": {path: [class, probability]}, "model_version", "validation", "parameters", "time"}
+                 "predictions": {path: [class, probability]}, "model_version", "validation", "parameters", "time",
+                 "pool_predicted_rare", "warning" (a blind round's or a cold start's), "cold_start" (cold only)}
                 {"action": "label" | "unsure" | "skip", "path", "label" (label only), "annotator", "time", "round",
                  "strategy", "model_version"}
                 {"action": "undo", "annotator", "time", "round"}: withdraws the last label/unsure/skip still standing
@@ -30,6 +31,7 @@ import time
 import warnings
 import zlib
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import filelock
@@ -42,7 +44,8 @@ from .data import FolderData, load_folder
 from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
 from .models import build_model
 from .records import differing, remove_stale_temporaries, write_atomic, write_csv_atomic
-from .selection import FUNCTIONS
+from .representation import PretrainConfig, pretrained_backbone, ssl_features
+from .selection import CONDITIONAL, FUNCTIONS, random_select, smi_select, typiclust_select
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 EXPERT_ACTIONS = ("label", "unsure", "skip")
@@ -307,17 +310,34 @@ class LabelingProject:
                 raise LabelingError(f"rare class {c!r} is not a class of this folder; the classes are {names}")
         return tuple(sorted(set(out)))
 
-    def fit(self, model: str = "small_cnn", train_config: TrainConfig = TRAINING, device: str = "auto", seed: int | None = None):
-        """A model trained from scratch on everything labeled so far, and its validation metrics (None when the
-        folder has no validation images)."""
-        images, labels = self.training_set()
-        missing = [self.class_names[k] for k in range(len(self.class_names)) if not (labels == k).any()]
+    def missing_classes(self) -> list[str]:
+        """The classes without a labeled training image yet: while there are any, no model can be trained and
+        `run_round` starts cold."""
+        _, labels = self.training_set()
+        return [self.class_names[k] for k in range(len(self.class_names)) if not (labels == k).any()]
+
+    def backbone(self, model: str, pretrain: PretrainConfig, device="auto") -> dict:
+        """The backbone of `model` pretrained by `pretrain` on every image of the folder's train split and pool (no
+        labels), cached in <state_dir>/pretrained/ by its key."""
+        images = np.concatenate([self.data.dataset.train.images, self.data.pool])
+        return pretrained_backbone(images, model, self.seed, pretrain, self.state_dir / "pretrained", device)
+
+    def fit(self, model: str = "small_cnn", train_config: TrainConfig = TRAINING, device: str = "auto",
+            seed: int | None = None, pretrain: PretrainConfig | None = None):
+        """A model trained on everything labeled so far (from random weights, or from the backbone `pretrain`
+        names), and its validation metrics (None when the folder has no validation images)."""
+        missing = self.missing_classes()
         if missing:
             raise LabelingError(f"no training image of class(es) {missing}: label at least one of each in the "
-                                "labels CSV before the first round")
+                                "labels CSV, or run a cold-start round (run_round starts cold by itself)")
+        images, labels = self.training_set()
+        if train_config.head_only and pretrain is None:
+            raise LabelingError("head_only trains a linear head on a pretrained backbone: set pretrain too")
         device, seed = resolve_device(device), self.seed if seed is None else seed
         net = build_model(model, self.data.dataset.n_channels, len(self.class_names), self.data.dataset.size,
                           seed=seed)
+        if pretrain is not None:
+            net.backbone.load_state_dict(self.backbone(model, pretrain, device))
         train(net, images, labels, train_config.for_device(device), device, seed)
         val = self.data.dataset.val
         metrics = classification_metrics(val.labels, predict(net, val.images, device)) if len(val.labels) else None
@@ -325,10 +345,16 @@ class LabelingProject:
 
     def run_round(self, strategy: str, budget: int, rare_classes, model: str = "small_cnn",
                   train_config: TrainConfig = TRAINING, device: str = "auto",
-                  embedding: str = "gradients", smi_params: dict | None = None) -> dict:
+                  embedding: str = "gradients", smi_params: dict | None = None,
+                  pretrain: PretrainConfig | None = None) -> dict:
         """Train on everything labeled so far, embed the pool, pick `budget` images with `strategy` (an SMI
         function targeted at `rare_classes`, names or indices, or a baseline), and log the round; returns it.
-        Picks of an earlier round left unlabeled go back to the pool."""
+        Picks of an earlier round left unlabeled go back to the pool.
+
+        A round whose model predicts no pool image rare (blind: the authors' gradient embedding then points every
+        pool image away from the rare queries) compares pool images at their likeliest rare label
+        ("gradients_rare") instead, and says so in the entry's "warning". While a class has no labeled training
+        image no model can be trained: the round starts cold (`cold_start_round`)."""
         if strategy not in STRATEGIES:
             raise LabelingError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         if embedding not in EMBEDDINGS:
@@ -336,25 +362,32 @@ class LabelingProject:
         rare = self._rare(rare_classes)
         if not rare and strategy in FUNCTIONS:
             raise LabelingError(f"{strategy} targets rare classes: name at least one in rare_classes")
-        given, unsure = self.labels(), self.unsure()
-        available = [p for p in self.data.pool_paths if p not in given and p not in unsure]
-        if not 1 <= budget <= len(available):
-            raise LabelingError(f"budget {budget} must be between 1 and the {len(available)} images still "
-                                "unlabeled")
+        if self.missing_classes():
+            return self.cold_start_round(strategy, budget, rare, model, pretrain or PretrainConfig(), device)
+        available = self._available(budget)
         number = len(self.rounds())
         seed = round_seed(self.seed, number)
         device = resolve_device(device)
         start = time.perf_counter()
-        net, metrics = self.fit(model, train_config, device, seed)
+        net, metrics = self.fit(model, train_config, device, seed, pretrain)
         images, labels = self.training_set()
         queries = np.isin(labels, rare)  # the labeled rare training images; validation stays for scoring only
         pool_images = self.data.pool[[self._index[p] for p in available]]
         probs, feats = predict(net, pool_images, device, features=True)
+        predicted_rare = int(np.isin(probs.argmax(1), rare).sum())
+        warning, used = None, embedding
+        if predicted_rare == 0 and rare:
+            warning = (f"the model predicts no unlabeled image {' or '.join(self.class_names[c] for c in rare)}: "
+                       "it has not learned the rare class yet.")
+            if strategy in FUNCTIONS and embedding == "gradients":
+                used = "gradients_rare"
+                warning += (" The authors' gradient embedding would point every image away from the rare examples, "
+                            "so this round compared images at their likeliest rare label (gradients_rare).")
+            warnings.warn(warning, stacklevel=2)
         positions = select(strategy, net, probs, feats, images, labels, rare, images[queries], labels[queries],
-                           budget, seed, device, smi_params, embedding)
+                           budget, seed, device, smi_params, used)
         picks = [available[i] for i in positions]
-        digest = hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes() for t in net.state_dict().values()))
-        version = f"r{number}-{digest.hexdigest()[:10]}"
+        version = f"r{number}-{_digest(net.state_dict())}"
         write_atomic(self.state_dir / f"round{number}.pt", lambda tmp: torch.save(net.state_dict(), tmp))
         entry = {
             "action": "round", "round": number, "strategy": strategy, "budget": budget,
@@ -362,8 +395,62 @@ class LabelingProject:
             "predictions": {available[i]: [self.class_names[int(probs[i].argmax())], round(float(probs[i].max()), 4)]
                             for i in positions},
             "model_version": version, "validation": _plain(metrics), "seconds": round(time.perf_counter() - start, 1),
-            "parameters": {"model": model, "train": train_config.for_device(device).as_record(), "embedding": embedding,
-                           "smi_params": smi_params or {}, "seed": seed, "device": str(device)}}
+            "pool_predicted_rare": predicted_rare, "warning": warning,
+            "parameters": {"model": model, "train": train_config.for_device(device).as_record(), "embedding": used,
+                           "smi_params": smi_params or {}, "seed": seed, "device": str(device),
+                           **({} if pretrain is None else {"pretrain": asdict(pretrain)})}}
+        return self._log_round(entry)
+
+    def cold_start_round(self, strategy: str, budget: int, rare_classes, model: str = "small_cnn",
+                         pretrain: PretrainConfig = PretrainConfig(), device: str = "auto") -> dict:
+        """A round with no trained model (a class has no labeled image yet): the folder's images are embedded by
+        a backbone pretrained on them without labels (`backbone`), and an SMI `strategy` picks the images most
+        like the labeled rare images (the queries; a conditional one given the labeled images of other classes);
+        with no labeled rare image (or, for a conditional function, none of another class), or a baseline strategy,
+        TypiClust picks typical images of uncovered clusters (random stays random). Logged like any round, with
+        "cold_start": true and no predictions."""
+        rare = self._rare(rare_classes)
+        available = self._available(budget)
+        number = len(self.rounds())
+        seed = round_seed(self.seed, number)
+        start = time.perf_counter()
+        state = self.backbone(model, pretrain, device)
+        images, labels = self.training_set()
+        pool = ssl_features(self.data.pool[[self._index[p] for p in available]], model, state, device)
+        queries = np.isin(labels, rare)
+        if strategy == "random":
+            used, positions = "random", random_select(len(available), budget, seed)
+        elif strategy in FUNCTIONS and queries.any() and (strategy not in CONDITIONAL or (~queries).any()):
+            used = strategy  # a conditional function conditions on the labeled images of the other classes
+            private = ssl_features(images[~queries], model, state, device) if strategy in CONDITIONAL else None
+            positions = smi_select(strategy, pool, ssl_features(images[queries], model, state, device), budget,
+                                   private)
+        else:
+            used = "typiclust"
+            positions = typiclust_select(pool, budget, ssl_features(images, model, state, device) if len(images)
+                                         else None, seed)
+        entry = {
+            "action": "round", "round": number, "strategy": strategy, "budget": budget,
+            "rare_classes": [self.class_names[c] for c in rare], "picks": [available[i] for i in positions],
+            "predictions": {}, "model_version": f"ssl-{_digest(state)}", "validation": None,
+            "seconds": round(time.perf_counter() - start, 1), "cold_start": True, "pool_predicted_rare": None,
+            "warning": (f"cold start: no labeled image of {', '.join(self.missing_classes())} yet, so no model was "
+                        f"trained; {used} picked on features learned from the images alone ({pretrain.method})."),
+            "parameters": {"model": model, "embedding": "features", "selected_by": used, "seed": seed,
+                           "device": str(resolve_device(device)), "pretrain": asdict(pretrain)}}
+        return self._log_round(entry)
+
+    def _available(self, budget: int) -> list[str]:
+        """The pool paths neither labeled nor marked unsure, once `budget` is known to fit them."""
+        given, unsure = self.labels(), self.unsure()
+        available = [p for p in self.data.pool_paths if p not in given and p not in unsure]
+        if not 1 <= budget <= len(available):
+            raise LabelingError(f"budget {budget} must be between 1 and the {len(available)} images still "
+                                "unlabeled")
+        return available
+
+    def _log_round(self, entry: dict) -> dict:
+        number = entry["round"]
         with self._writing():
             if len(self.rounds()) != number:
                 raise LabelingError(f"another session ran round {number} of {self.state_dir} meanwhile; reopen the "
@@ -459,6 +546,11 @@ class LabelingProject:
         buffer = io.BytesIO()
         img.save(buffer, format="PNG")
         return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _digest(state: dict) -> str:
+    """The first 10 hex digits of the SHA-1 of a state dict's tensors: a model's version in the log."""
+    return hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes() for t in state.values())).hexdigest()[:10]
 
 
 def _plain(value):

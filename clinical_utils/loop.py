@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from .data import MedMNIST, Scenario, check_scenario
 from .models import build_model
 from .records import fingerprint, open_record, write_json_atomic
+from .representation import PretrainConfig, pretrained_backbone
 from .selection import (BASELINES, CONDITIONAL, FUNCTIONS, badge_select, bald_select, coreset_select, entropy_select,
                         gradient_embedding, least_confidence_select, margin_select, mc_dropout_probs,
                         random_select, smi_select)
@@ -89,7 +91,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                         device: str = "auto", record_path: str | os.PathLike | None = None, queries: str = "all",
                         smi_params: dict | None = None, progress: bool | None = None,
                         experiment: str | None = None, embedding: str = "gradients",
-                        initial_models: dict | None = None) -> dict:
+                        initial_models: dict | None = None, pretrain: PretrainConfig | None = None,
+                        pretrain_cache: str | os.PathLike | None = None) -> dict:
     """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
 
     strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
@@ -97,7 +100,10 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     exemplars, or only those the model "misclassified" (all of them when it misclassifies none). smi_params:
     keyword arguments for `smi_select` (eta, nu, lam, kernel). experiment: a name stored with the parameters.
     embedding: what the SMI functions compare (`EMBEDDINGS`). initial_models: a dict shared by the runs of one
-    seed: round 0 (the same for every strategy) is trained once and its weights kept there.
+    seed: round 0 (the same for every strategy) is trained once and its weights kept there. pretrain: every
+    round's model starts from a backbone pretrained without labels on the labeled and pool images
+    (`representation.pretrained_backbone`, this seed, cached in `pretrain_cache`); with the train config's
+    `head_only` that backbone stays fixed and each round trains a linear head on it.
     A finished record at `record_path` is returned as it is. The labeled set is kept sorted, so equal picks give
     equal training sets, batches and models whatever order they were picked in.
     """
@@ -125,6 +131,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                   "seed": seed, "queries": queries, "embedding": embedding, "smi_params": smi_params,
                   "initial_labeled": int(len(scenario.labeled)), "pool": int(len(scenario.pool)),
                   "scenario_sha1": fingerprint(scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
+    if pretrain is not None:  # stored only when set, so records made before the option stay equal to new runs
+        parameters["pretrain"] = asdict(pretrain)
     path = None if record_path is None else Path(record_path)
     record = open_record(path, parameters, scenario.rare_classes, device)
     if record["finished"]:
@@ -146,6 +154,18 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
     rare_exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], scenario.rare_classes)]
     test_images, test_labels = data.test.images[scenario.test], data.test.labels[scenario.test]
 
+    backbone = None
+    if pretrain is not None:  # the labeled and pool images, no labels: one backbone for every round and strategy
+        unlabeled = data.train.images[np.concatenate([scenario.labeled, scenario.pool])]
+        backbone = pretrained_backbone(unlabeled, model_name, seed, pretrain, pretrain_cache, device)
+
+    def fresh_model(model_seed: int):
+        """A new model for one round: its head from `model_seed`, its backbone pretrained where asked."""
+        model = build_model(model_name, data.n_channels, k, data.size, seed=model_seed)
+        if backbone is not None:
+            model.backbone.load_state_dict(backbone)
+        return model
+
     picker = None  # the model that picks: the previous round's
     for round_ in range(len(record["rounds"]), rounds + 1):
         rseed = round_seed(seed, round_)
@@ -153,7 +173,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         select_seconds, pool_predicted_rare = 0.0, None
         if round_ > 0:
             if picker is None:  # resumed: records hold no weights, so retrain the previous round's model
-                picker = build_model(model_name, data.n_channels, k, data.size, seed=rseed - 1)
+                picker = fresh_model(rseed - 1)
                 train(picker, data.train.images[labeled], data.train.labels[labeled], train_config, device,
                       rseed - 1, progress)
             pool = scenario.pool[in_pool]
@@ -173,9 +193,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             select_seconds = time.perf_counter() - start
             selected = pool[positions]
             reveal(selected)
-        model = build_model(model_name, data.n_channels, k, data.size, seed=rseed)
+        model = fresh_model(rseed)
         shared = initial_models is not None and round_ == 0
-        key = (parameters["scenario_sha1"], model_name, str(train_config), seed, str(device))
+        key = (parameters["scenario_sha1"], model_name, str(train_config), str(pretrain), seed, str(device))
         if shared and key in initial_models:
             state, fit = initial_models[key]
             model.load_state_dict(state)

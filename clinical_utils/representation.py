@@ -34,7 +34,7 @@ class PretrainConfig:
     """SimCLR's settings. Crops keep at least `min_scale` of the image (a 28-pixel scan cropped to 8% loses the
     finding); colour jitter is brightness and contrast only (greyscale scans have no hue)."""
     method: str = "simclr"
-    epochs: int = 30
+    epochs: int = 10  # benchmarks/cold_start.py measured cold-start picks at 10
     batch_size: int = 256
     lr: float = 1e-3  # Adam
     temperature: float = 0.5

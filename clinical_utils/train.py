@@ -6,11 +6,12 @@ does no per-image Python work. `class_weight="balanced"` weighs each image's los
 weight), which makes a collapsed small model, one calling every image common, much rarer
 (benchmarks/initial_collapse.py). `logit_adjust=tau` trains on logits + tau log(prior), the labeled set's class
 frequencies (the logit-adjusted loss of Menon et al., ICLR 2021), and predicts with the plain logits: a
-long-tail-aware loss whose minimiser is the balanced error's. With precision "bf16" it trains under bf16 autocast
-in channels-last layout: "auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where it trains
-a small CNN about 2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from `seed`: on the
-CPU two runs with the same seed, precision, thread count and oneDNN kernels (environment.REFERENCE_ISA) give
-identical weights.
+long-tail-aware loss whose minimiser is the balanced error's. `head_only=True` trains the linear head alone on a
+fixed backbone (a linear probe of pretrained features: `representation`). With precision "bf16" it trains under
+bf16 autocast in channels-last layout: "auto" takes it on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX),
+where it trains a small CNN about 2x faster than fp32 (benchmarks/bench_training.py). Everything random comes from
+`seed`: on the CPU two runs with the same seed, precision, thread count and oneDNN kernels
+(environment.REFERENCE_ISA) give identical weights.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 CLASS_WEIGHTS = (None, "balanced")
 # Options added after the first run records were made, at the value that computes what those records computed:
 # a record stores such an option only when it has another value, so the earlier records stay equal to new runs.
-ADDED_OPTIONS = {"class_weight": None, "logit_adjust": None}
+ADDED_OPTIONS = {"class_weight": None, "logit_adjust": None, "head_only": False}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -82,6 +83,7 @@ class TrainConfig:
     precision: str = "auto"  # "bf16": autocast + channels-last; "fp32"; "auto": bf16 where native_bf16
     class_weight: str | None = None  # None: plain cross-entropy; "balanced": class c weighted n / (K n_c), K present
     logit_adjust: float | None = None  # None: off; tau: train on logits + tau log(class prior) (Menon et al.: 1)
+    head_only: bool = False  # train the linear head alone: the backbone (e.g. pretrained) stays as it is
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -103,6 +105,8 @@ class TrainConfig:
                 and math.isfinite(self.logit_adjust) and self.logit_adjust > 0)):
             raise ValueError(f"logit_adjust must be None or a number > 0 (tau; 1 is Menon et al.'s), got "
                              f"{self.logit_adjust!r}")
+        if not isinstance(self.head_only, bool):
+            raise ValueError(f"head_only must be True or False, got {self.head_only!r}")
 
     def for_device(self, device: torch.device) -> "TrainConfig":
         """This config with "auto" precision resolved for `device`, as records store it."""
@@ -155,23 +159,26 @@ def normalise(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def optimizer(model: torch.nn.Module, config: TrainConfig, n: int):
-    """The optimizer `config` names for `model`, and its per-step cosine schedule (None for constant) over
-    config.epochs epochs of n images."""
+    """The optimizer `config` names for `model` (its head alone with `head_only`), and its per-step cosine schedule
+    (None for constant) over config.epochs epochs of n images."""
+    params = model.head.parameters() if config.head_only else model.parameters()
     if config.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * math.ceil(n / config.batch_size)
     return opt, (torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps) if config.schedule == "cosine"
                  else None)
 
 
-def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator):
+def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator,
+                  features: torch.Tensor | None = None):
     """One epoch of training batches: (indices (B,) on the CPU, normalised and flipped images on x_all's device).
 
     The order and the flips come from `gen`, drawn at the start of the epoch, so the stream does not depend on
     the device. A last batch of one image is skipped (BatchNorm cannot train on it; it is drawn again next epoch).
+    features: for `head_only`, the fixed backbone's features (2, N, d) of each image as it is [0] and flipped [1];
+    the batches are then those features, drawn as the images would be.
     """
     n = len(x_all)
     order = torch.randperm(n, generator=gen)
@@ -182,10 +189,30 @@ def epoch_batches(x_all: torch.Tensor, config: TrainConfig, gen: torch.Generator
         if len(idx) < 2:
             continue
         idx_dev = idx.to(x_all.device)
+        if features is not None:
+            yield idx, features[(flips[idx] & config.flip).long().to(x_all.device), idx_dev]
+            continue
         x = normalise(x_all[idx_dev], channels_last)
         if config.flip:
             x = torch.where(flips[idx].to(x_all.device)[:, None, None, None], x.flip(3), x)
         yield idx, x
+
+
+@torch.no_grad()
+def fixed_features(model: torch.nn.Module, x_all: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The backbone's features (2, N, d) float32 of uint8 images (N, C, H, W), as they are and flipped, in eval
+    mode: what a head trained alone (`head_only`) sees, computed once instead of every epoch."""
+    bf16 = config.precision == "bf16"
+    model.backbone.eval()
+    out = []
+    for flip in (False, True):
+        parts = []
+        for lo in range(0, len(x_all), 256):
+            x = normalise(x_all[lo:lo + 256], bf16)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                parts.append(model.features(x.flip(3) if flip else x).float())
+        out.append(torch.cat(parts))
+    return torch.stack(out)
 
 
 def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainConfig(),
@@ -219,15 +246,21 @@ def train(model: torch.nn.Module, images, labels, config: TrainConfig = TrainCon
     history, start = [], time.perf_counter()
     bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if progress is None else not progress,
                leave=False)
+    features = None
+    if config.head_only:  # the backbone, its BatchNorm statistics too, stays as it is
+        features = fixed_features(model, x_all, config)
     model.train()
+    if config.head_only:
+        model.backbone.eval()
     for _ in bar:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for idx, x in epoch_batches(x_all, config, gen):
+        for idx, x in epoch_batches(x_all, config, gen, features):
             y = y_all[idx.to(device)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x)
+            # a head alone trains in fp32: on its small products autocast costs more than it saves (4x here)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and features is None):
+                logits = model(x) if features is None else model.head(x)
                 loss = F.cross_entropy(logits if offset is None else logits + offset, y, weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

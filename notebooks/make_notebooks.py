@@ -7,6 +7,7 @@ and `make test-notebooks` to refresh the nbval references.
 from pathlib import Path
 
 import nbformat
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from clinical_utils.experiments import EXPERIMENTS, SETTING_PARAMETERS, configure, profile_values
@@ -14,6 +15,7 @@ from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_PARAMETER
                                               noisy_profile_values)
 
 HERE = Path(__file__).resolve().parent
+RECOMMENDED = yaml.safe_load((HERE.parent / "recommended.yaml").read_text())  # the labeling notebook's defaults
 
 ABOUT = {
     "pneumonia_binary": ("Chest X-rays; pneumonia is made rare at 20:1 in the labeled set and the pool, as in the "
@@ -99,6 +101,10 @@ COMMENTS = {
     "target_train_accuracy": "stop at this training accuracy, the authors' rule (None: always `epochs` epochs)",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "class_weight": "None: plain cross-entropy (the authors'); 'balanced': class c's loss weighted n / (K n_c)",
+    "logit_adjust": "None: off; tau: train on logits + tau log(class prior), Menon et al.'s loss (1 is theirs)",
+    "pretrain": "None: from random weights (the authors'); 'simclr': backbone pretrained on labeled + pool, no labels",
+    "pretrain_epochs": "SimCLR epochs (pretrain only); the backbone is cached by a key of everything it depends on",
+    "head_only": "True: train a linear head on the fixed pretrained backbone (needs pretrain); False: fine-tune all",
     "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
     "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
                  "or 'features'",
@@ -336,6 +342,7 @@ size = 28  # images are resized to size x size pixels: 28, 64, 128 or 224
 epochs = 30  # most training epochs; training stops once it reaches 99% training accuracy
 batch_size = 20  # images per training step
 precision = "auto"  # training arithmetic: "bf16", "fp32", or "auto" (bf16 where the CPU or GPU has it natively)
+{levers}
 annotator = None  # your name in the log (None: the login name)
 state_dir = None  # where the log and the labels CSV live (None: <folder>/.labeling)
 answer_key = None  # demo only: a CSV of path,label that answers in the expert's place; None: you label in the grid'''
@@ -343,7 +350,10 @@ answer_key = None  # demo only: a CSV of path,label that answers in the expert's
 
 def labeling_notebook() -> nbformat.NotebookNode:
     """Targeted labeling of your own images: one round per run of the notebook."""
-    parameters = new_code_cell(LABELING_PARAMETERS)
+    levers = "\n".join(f"{name} = {value!r}  # {COMMENTS[name]}" for name, value in RECOMMENDED.items())
+    base = [line for line in LABELING_PARAMETERS.splitlines() if line.split(" = ")[0] not in RECOMMENDED]
+    parameters = new_code_cell("\n".join(base).format(levers="# the recommended recipe (recommended.yaml):\n"
+                                                              + levers))
     parameters.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(
@@ -362,12 +372,15 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\nfrom clinical_utils import demo\n"
             "from clinical_utils.label_widget import LabelingWidget\n"
             "from clinical_utils.labeling import LabelingProject, validation_table\n"
+            "from clinical_utils.representation import PretrainConfig\n"
             "from clinical_utils.train import TrainConfig\n\n"
             "if folder == \"../demo/pneumonia\" and not Path(folder).exists():\n"
             "    demo.write_pneumonia_folder(folder)\n"
             "project = LabelingProject(folder, labels, state_dir, size=size, annotator=annotator)\n"
-            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, target_train_accuracy=0.99, "
-            "precision=precision)\n"
+            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, target_train_accuracy=0.99, "
+            "precision=precision,\n"
+            "                           class_weight=class_weight, logit_adjust=logit_adjust, head_only=head_only)\n"
+            "pretrained = None if pretrain is None else PretrainConfig(pretrain, epochs=pretrain_epochs)\n"
             "print(f\"{len(project.data.pool_paths)} unlabeled images; labeled so far, per class and split:\")\n"
             "project.counts()"),
         new_markdown_cell("## This round\nTrained on everything labeled so far. While picks are left unlabeled, "
@@ -378,9 +391,12 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "    print(f\"round {current['round']}: {len(project.pending())} of {len(current['picks'])} picks \"\n"
             "          \"still to label\")\n"
             "else:\n"
-            "    current = project.run_round(strategy, budget, rare_classes, model=model, train_config=train_config)\n"
+            "    current = project.run_round(strategy, budget, rare_classes, model=model, train_config=train_config,\n"
+            "                                embedding=embedding, pretrain=pretrained)\n"
             "    print(f\"round {current['round']}: {strategy} picked {len(current['picks'])} images in \"\n"
-            "          f\"{current['seconds']:.0f} s (model {current['model_version']})\")"),
+            "          f\"{current['seconds']:.0f} s (model {current['model_version']})\")\n"
+            "if current.get('warning'):  # a cold start, or a model that calls no unlabeled image rare\n"
+            "    print('warning:', current['warning'])"),
         new_markdown_cell(
             "## Label them\nClick the grid once, then: **1**, **2**, ... the classes in the order of the buttons, "
             "**u** unsure (never asked again), **s** skip (may come back), **Backspace** undo, arrows to move. Click "
@@ -405,9 +421,13 @@ def labeling_notebook() -> nbformat.NotebookNode:
                       "             index=pd.Index(current['picks'], name='pick'))"),
         new_markdown_cell("Validation accuracy per class: the model that picked this round's images, and one "
                           "retrained on everything labeled now."),
-        new_code_cell("retrained, after = project.fit(model, train_config)\n"
-                      "validation_table(project.class_names, {'before this round': current['validation'], "
-                      "'after': after}).round(3)"),
+        new_code_cell("if project.missing_classes():  # after a cold start: still no labeled image of a class\n"
+                      "    print(f'no model yet: label an image of {project.missing_classes()} to train one')\n"
+                      "else:\n"
+                      "    retrained, after = project.fit(model, train_config, pretrain=pretrained)\n"
+                      "    before = {} if current['validation'] is None else {'before this round': "
+                      "current['validation']}\n"
+                      "    display(validation_table(project.class_names, {**before, 'after': after}).round(3))"),
         new_markdown_cell(
             "## Hand the picks to other tools\nThe labels CSV (the log's export, rewritten after every click) "
             "loads with `clinical_utils.data.load_folder`; the round's picks also go out as a file list and as "

@@ -45,9 +45,11 @@ def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile(
     ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
     ("lr", 0), ("target_train_accuracy", 2), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
     ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3), ("device", "tpu"),
-    ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse")])
+    ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse"), ("pretrain", "byol"),
+    ("pretrain_epochs", 0), ("head_only", "yes"), ("head_only", True)])
 def test_bad_values_name_the_parameter(name, value):
     with pytest.raises(ConfigError, match=name if name not in ("lr", "target_train_accuracy") else "training"):
+        # head_only=True is refused without pretrain: a linear head on untrained features
         configure("pneumonia_binary", **{name: value})
 
 
@@ -96,6 +98,25 @@ def test_label_my_images_is_the_generated_one():
 
     committed = nbformat.read(make_notebooks.HERE / "label_my_images.ipynb", as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.labeling_notebook().cells]
+
+
+def test_the_recommended_recipe_is_parameters_of_every_clinical_notebook_and_the_labeling_defaults():
+    """recommended.yaml is what papermill -f injects: every name a parameter of every CLINICAL notebook, every
+    value one configure accepts and records; the labeling notebook's parameters cell starts from the same."""
+    import make_notebooks
+    import yaml
+
+    recommended = yaml.safe_load((make_notebooks.HERE.parent / "recommended.yaml").read_text())
+    for name in EXPERIMENTS:
+        config = configure(name, **recommended)
+        assert set(recommended) <= set(profile_values(name))
+        assert config.train.class_weight == recommended["class_weight"]
+        assert config.train.head_only == recommended["head_only"] and config.embedding == recommended["embedding"]
+        assert (config.pretrain is None) == (recommended["pretrain"] is None)
+    cell = next(c for c in make_notebooks.labeling_notebook().cells if "parameters" in c.metadata.get("tags", []))
+    shown = {}
+    exec(cell.source, {}, shown)
+    assert {name: shown[name] for name in recommended} == recommended
 
 
 @pytest.fixture

@@ -221,3 +221,52 @@ def test_every_damage_to_the_log_is_named_and_an_action_cut_by_a_kill_is_told_ap
     (project.state_dir / "project.json").write_text('{"labels_sha1": ')
     with pytest.raises(LabelingError, match="project.json is damaged"):
         LabelingProject(root, labels)
+
+
+def test_a_blind_round_warns_and_compares_images_at_their_likeliest_rare_label(folder):
+    """A model that calls no pool image rare (one lesion among six clear scans, every scan alike: nothing to learn
+    but the prior) would, with the authors' gradient embedding, point every pool image away from the rare examples:
+    the round says so and compares them at their likeliest rare label instead."""
+    import numpy as np
+    from PIL import Image
+
+    root, labels, _ = folder
+    rng = np.random.default_rng(1)
+    for path in root.rglob("*.png"):
+        Image.fromarray(rng.normal(60, 20, (28, 28)).clip(0, 255).astype(np.uint8)).save(path)
+    rows = list(csv.reader(open(labels)))
+    keep = [rows[0], *[r for r in rows[1:] if r[2] != "train" or r[1] == "clear" or r[0] == "train_6.png"]]
+    with open(labels, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+    project = LabelingProject(root, labels)
+    with pytest.warns(UserWarning, match="predicts no unlabeled image lesion"):
+        entry = project.run_round("flqmi", 5, ["lesion"], train_config=TrainConfig(epochs=10, batch_size=4,
+                                                                                     precision="fp32"),
+                                  embedding="gradients")
+    assert entry["pool_predicted_rare"] == 0 and "gradients_rare" in entry["warning"]
+    assert entry["parameters"]["embedding"] == "gradients_rare"
+
+
+def test_with_only_the_rare_exemplars_labeled_the_first_round_starts_cold(folder):
+    """No clear scan labeled for training (only in val): no model can be trained, so the round picks on
+    self-supervised features with the lesion exemplars as queries (random picks 1.6 lesions of 8 on average
+    here); once a clear scan is labeled the next round trains."""
+    from clinical_utils.representation import PretrainConfig
+
+    root, labels, truth = folder
+    rows = list(csv.reader(open(labels)))
+    with open(labels, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *[r for r in rows[1:] if r[1] == "lesion" or r[2] == "val"]])
+    project = LabelingProject(root, labels)
+    assert project.missing_classes() == ["clear"]
+    with pytest.raises(LabelingError, match="cold-start round"):
+        project.fit()
+    entry = project.run_round("flqmi", 8, ["lesion"], pretrain=PretrainConfig(epochs=2, batch_size=16))
+    assert entry["cold_start"] and entry["model_version"].startswith("ssl-") and "cold start" in entry["warning"]
+    assert len(set(entry["picks"])) == 8 and sum(truth[p] == "lesion" for p in entry["picks"]) >= 4
+    assert len(list((project.state_dir / "pretrained").glob("*.pt"))) == 1
+    for path in entry["picks"]:
+        project.label(path, truth[path])
+    assert not project.missing_classes()
+    second = project.run_round("random", 3, ["lesion"], train_config=FAST)
+    assert not second.get("cold_start") and second["model_version"].startswith("r1-")

@@ -6,6 +6,7 @@ import pytest
 from clinical_utils import data as D
 from clinical_utils.loop import STRATEGIES, run_active_learning
 from clinical_utils.train import TrainConfig
+from exactness import exact
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=3e-3)
 
@@ -18,9 +19,9 @@ def setting(fixture_root):
     return blood, scenario
 
 
-def _run(setting, strategy, path=None, rounds=2, **kwargs):
+def _run(setting, strategy, path=None, rounds=2, train_config=CONFIG, **kwargs):
     blood, scenario = setting
-    return run_active_learning(blood, scenario, strategy, rounds=rounds, budget=6, train_config=CONFIG, seed=1,
+    return run_active_learning(blood, scenario, strategy, rounds=rounds, budget=6, train_config=train_config, seed=1,
                                device="cpu", record_path=path, **kwargs)
 
 
@@ -153,3 +154,26 @@ def test_hand_built_scenarios_are_checked(setting, change, message):
     bad = dataclasses.replace(scenario, **change(scenario))
     with pytest.raises(D.DataError, match=message):
         run_active_learning(blood, bad, "random", rounds=1, budget=2, train_config=CONFIG, device="cpu")
+
+
+def test_a_pretrained_backbone_is_made_once_per_seed_shared_by_strategies_and_recorded(setting, tmp_path):
+    """pretrain: the SimCLR backbone is trained once for the seed (one cache file for two strategies), every
+    round's model starts from it (with head_only it stays as it is), and the record says so."""
+    from clinical_utils.representation import PretrainConfig, pretrained_backbone
+
+    blood, scenario = setting
+    pretrain = PretrainConfig(epochs=1, batch_size=32)
+    head_only = TrainConfig(epochs=2, batch_size=32, head_only=True)
+    shared = {}
+    records = [_run(setting, strategy, rounds=1, pretrain=pretrain, pretrain_cache=tmp_path, train_config=head_only,
+                    initial_models=shared) for strategy in ("random", "flqmi")]
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert all(r["parameters"]["pretrain"] == vars(pretrain) for r in records)
+    assert records[0]["parameters"]["train"]["head_only"] is True
+    assert "pretrain" not in _run(setting, "random", rounds=0)["parameters"]  # records made before stay equal
+    unlabeled = blood.train.images[np.concatenate([scenario.labeled, scenario.pool])]
+    state = pretrained_backbone(unlabeled, "small_cnn", 1, pretrain, tmp_path)  # read back: the same key
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    (weights, _), = shared.values()  # round 0's model: the pretrained backbone, kept fixed, and a trained head
+    for name, tensor in state.items():
+        exact(weights[f"backbone.{name}"], tensor)

@@ -199,3 +199,22 @@ def test_logit_adjustment_makes_the_model_predict_the_rare_class_and_is_recorded
     for bad in (0, -1.0, float("nan"), "1", True):
         with pytest.raises(ValueError, match="logit_adjust must be"):
             TrainConfig(logit_adjust=bad)
+
+
+def test_head_only_trains_the_head_alone_and_keeps_the_backbone_and_its_statistics(blood):
+    """A linear probe: every backbone tensor (weights and BatchNorm statistics) is bit for bit as it was, the head
+    moved, and the option is recorded only when set."""
+    model = build_model("small_cnn", 3, 8, seed=0)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    result = train(model, blood.train.images, blood.train.labels,
+                   TrainConfig(epochs=3, batch_size=32, head_only=True), "cpu", seed=0)
+    after = model.state_dict()
+    for name in before:
+        if name.startswith("backbone."):
+            exact(after[name], before[name])
+        else:
+            assert not torch.equal(after[name], before[name]), name
+    assert result.epochs == 3
+    assert "head_only" not in TrainConfig().as_record() and TrainConfig(head_only=True).as_record()["head_only"]
+    with pytest.raises(ValueError, match="head_only must be True or False"):
+        TrainConfig(head_only=1)
