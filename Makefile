@@ -6,7 +6,7 @@ KERNEL := clinical-utils
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-notebooks lab bench gpu-check
+.PHONY: help setup reproduce test test-notebooks docs lab bench gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,13 @@ test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (afte
 
 test: setup  ## unit tests and notebook regression tests
 	$(PY) -m pytest
+
+$(VENV)/.docs-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed  ## the documentation site from docs/ into site/, offline; a broken link or anchor fails it
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: setup  ## the speed benchmarks at 1,000 and 10,000 points (results/bench/; about 25 minutes on 2 CPU cores)
 	$(PY) benchmarks/bench_training.py

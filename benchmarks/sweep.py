@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from clinical_utils.data import class_names, set_name
 from clinical_utils.environment import restart_in_batch_environment
-from clinical_utils.experiments import configure, load_data, run_experiment
+from clinical_utils.experiments import EXPERIMENTS, configure, load_data, run_experiment
 from clinical_utils.report import load_records, rounds_frame, save_csv, save_figure
 from clinical_utils.selection import FUNCTIONS
 from clinical_utils.stats import final_values, mean_interval
@@ -54,6 +55,19 @@ def slug(name: str, overrides: dict) -> str:
     parts = {"rare_classes": lambda v: "rare" + "".join(map(str, v)), "imbalance_ratio": lambda v: f"ratio{v}",
              "order": lambda v: "order" + "".join(map(str, v))}
     return "-".join([name, *(parts[k](v) for k, v in overrides.items())])
+
+
+def title(name: str, overrides: dict) -> str:
+    """A setting as a reader names it, e.g. 'PneumoniaMNIST: normal rare, 1:10'."""
+    flag = EXPERIMENTS[name]["dataset"]
+    if "imbalance_ratio" in overrides:
+        rare = ", ".join(class_names(flag)[c] for c in overrides["rare_classes"])
+        return f"{set_name(flag)}: {rare} rare, 1:{overrides['imbalance_ratio']}"
+    tail = overrides.get("order", [0, 2, 3, 1, 4])[2:]  # the long tail's rare half; default order by train frequency
+    return f"{set_name(flag)}: grades {', '.join(map(str, sorted(tail)))} rare"
+
+
+TITLES = {slug(*setting): title(*setting) for setting in SETTINGS}
 
 
 def run(recipes: list[str], only: list[str] | None, seeds: int) -> None:
@@ -171,7 +185,9 @@ def figure(final: pd.DataFrame, rows: pd.DataFrame):
     picked = final.merge(best, on=["recipe", "setting", "strategy"]).assign(strategy="best SMI")
     shown = pd.concat([picked, final[final["strategy"].isin(["entropy", "random"])]])
     recipes = [r for r in RECIPES if r in set(final["recipe"])]
+    shown = shown.assign(setting=shown["setting"].map(TITLES))
     grid = sns.catplot(shown, x="recipe", y="rare_class_accuracy", hue="strategy", col="setting", col_wrap=5,
+                       col_order=[t for t in TITLES.values() if t in set(shown["setting"])],
                        kind="point", errorbar=t_interval, dodge=0.4, linestyle="none", height=2.6, aspect=1.1,
                        order=recipes, hue_order=["best SMI", "entropy", "random"],
                        palette=["#0072B2", "#E69F00", "#555555"])
@@ -202,7 +218,8 @@ def markdown(rows: pd.DataFrame) -> str:
         by = part.set_index("strategy")
         smi = by.loc[[s for s in SMI if s in by.index], "rare_picked_total"]
         best = part[part["best_smi"]].iloc[0]
-        lines.append(f"| {setting} | {recipe} | {by.loc['random', 'collapsed']} of {by.loc['random', 'seeds']} | "
+        lines.append(f"| {TITLES[setting]} | {recipe} | "
+                     f"{by.loc['random', 'collapsed']} of {by.loc['random', 'seeds']} | "
                      f"{by.loc['random', 'rare_picked_total']:.1f} / {by.loc['entropy', 'rare_picked_total']:.1f} / "
                      f"{smi.min():.1f}-{smi.max():.1f} | {best['strategy']} | {best['rare_class_accuracy']:.2f} | "
                      f"{_interval(best, 'rare_class_accuracy vs entropy')} | "

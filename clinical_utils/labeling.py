@@ -310,10 +310,10 @@ class LabelingProject:
                 raise LabelingError(f"rare class {c!r} is not a class of this folder; the classes are {names}")
         return tuple(sorted(set(out)))
 
-    def missing_classes(self) -> list[str]:
-        """The classes without a labeled training image yet: while there are any, no model can be trained and
-        `run_round` starts cold."""
-        _, labels = self.training_set()
+    def missing_classes(self, labels: np.ndarray | None = None) -> list[str]:
+        """The classes without a labeled training image yet (among `labels`, default the training set's): while
+        there are any, no model can be trained and `run_round` starts cold."""
+        labels = self.training_set()[1] if labels is None else labels
         return [self.class_names[k] for k in range(len(self.class_names)) if not (labels == k).any()]
 
     def backbone(self, model: str, pretrain: PretrainConfig, device="auto") -> dict:
@@ -326,11 +326,11 @@ class LabelingProject:
             seed: int | None = None, pretrain: PretrainConfig | None = None):
         """A model trained on everything labeled so far (from random weights, or from the backbone `pretrain`
         names), and its validation metrics (None when the folder has no validation images)."""
-        missing = self.missing_classes()
+        images, labels = self.training_set()
+        missing = self.missing_classes(labels)
         if missing:
             raise LabelingError(f"no training image of class(es) {missing}: label at least one of each in the "
                                 "labels CSV, or run a cold-start round (run_round starts cold by itself)")
-        images, labels = self.training_set()
         if train_config.head_only and pretrain is None:
             raise LabelingError("head_only trains a linear head on a pretrained backbone: set pretrain too")
         device, seed = resolve_device(device), self.seed if seed is None else seed
@@ -362,15 +362,12 @@ class LabelingProject:
         rare = self._rare(rare_classes)
         if not rare and strategy in FUNCTIONS:
             raise LabelingError(f"{strategy} targets rare classes: name at least one in rare_classes")
-        if self.missing_classes():
-            return self.cold_start_round(strategy, budget, rare, model, pretrain or PretrainConfig(), device)
-        available = self._available(budget)
-        number = len(self.rounds())
-        seed = round_seed(self.seed, number)
-        device = resolve_device(device)
-        start = time.perf_counter()
-        net, metrics = self.fit(model, train_config, device, seed, pretrain)
         images, labels = self.training_set()
+        if self.missing_classes(labels):
+            return self.cold_start_round(strategy, budget, rare, model, pretrain or PretrainConfig(), device)
+        available, number, seed, start = self._begin_round(budget)
+        device = resolve_device(device)
+        net, metrics = self.fit(model, train_config, device, seed, pretrain)
         queries = np.isin(labels, rare)  # the labeled rare training images; validation stays for scoring only
         pool_images = self.data.pool[[self._index[p] for p in available]]
         probs, feats = predict(net, pool_images, device, features=True)
@@ -386,20 +383,16 @@ class LabelingProject:
             warnings.warn(warning, stacklevel=2)
         positions = select(strategy, net, probs, feats, images, labels, rare, images[queries], labels[queries],
                            budget, seed, device, smi_params, used)
-        picks = [available[i] for i in positions]
-        version = f"r{number}-{_digest(net.state_dict())}"
         write_atomic(self.state_dir / f"round{number}.pt", lambda tmp: torch.save(net.state_dict(), tmp))
-        entry = {
-            "action": "round", "round": number, "strategy": strategy, "budget": budget,
-            "rare_classes": [self.class_names[c] for c in rare], "picks": picks,
-            "predictions": {available[i]: [self.class_names[int(probs[i].argmax())], round(float(probs[i].max()), 4)]
-                            for i in positions},
-            "model_version": version, "validation": _plain(metrics), "seconds": round(time.perf_counter() - start, 1),
-            "pool_predicted_rare": predicted_rare, "warning": warning,
-            "parameters": {"model": model, "train": train_config.for_device(device).as_record(), "embedding": used,
-                           "smi_params": smi_params or {}, "seed": seed, "device": str(device),
-                           **({} if pretrain is None else {"pretrain": asdict(pretrain)})}}
-        return self._log_round(entry)
+        return self._log_round(
+            number, strategy, budget, rare, [available[i] for i in positions], start,
+            predictions={available[i]: [self.class_names[int(probs[i].argmax())], round(float(probs[i].max()), 4)]
+                         for i in positions},
+            model_version=f"r{number}-{_digest(net.state_dict())}", validation=_plain(metrics),
+            pool_predicted_rare=predicted_rare, warning=warning,
+            parameters={"model": model, "train": train_config.for_device(device).as_record(), "embedding": used,
+                        "smi_params": smi_params or {}, "seed": seed, "device": str(device),
+                        **({} if pretrain is None else {"pretrain": asdict(pretrain)})})
 
     def cold_start_round(self, strategy: str, budget: int, rare_classes, model: str = "small_cnn",
                          pretrain: PretrainConfig = PretrainConfig(), device: str = "auto") -> dict:
@@ -410,10 +403,7 @@ class LabelingProject:
         TypiClust picks typical images of uncovered clusters (random stays random). Logged like any round, with
         "cold_start": true and no predictions."""
         rare = self._rare(rare_classes)
-        available = self._available(budget)
-        number = len(self.rounds())
-        seed = round_seed(self.seed, number)
-        start = time.perf_counter()
+        available, number, seed, start = self._begin_round(budget)
         state = self.backbone(model, pretrain, device)
         images, labels = self.training_set()
         pool = ssl_features(self.data.pool[[self._index[p] for p in available]], model, state, device)
@@ -429,28 +419,32 @@ class LabelingProject:
             used = "typiclust"
             positions = typiclust_select(pool, budget, ssl_features(images, model, state, device) if len(images)
                                          else None, seed)
-        entry = {
-            "action": "round", "round": number, "strategy": strategy, "budget": budget,
-            "rare_classes": [self.class_names[c] for c in rare], "picks": [available[i] for i in positions],
-            "predictions": {}, "model_version": f"ssl-{_digest(state)}", "validation": None,
-            "seconds": round(time.perf_counter() - start, 1), "cold_start": True, "pool_predicted_rare": None,
-            "warning": (f"cold start: no labeled image of {', '.join(self.missing_classes())} yet, so no model was "
-                        f"trained; {used} picked on features learned from the images alone ({pretrain.method})."),
-            "parameters": {"model": model, "embedding": "features", "selected_by": used, "seed": seed,
-                           "device": str(resolve_device(device)), "pretrain": asdict(pretrain)}}
-        return self._log_round(entry)
+        return self._log_round(
+            number, strategy, budget, rare, [available[i] for i in positions], start, predictions={},
+            model_version=f"ssl-{_digest(state)}", validation=None, cold_start=True, pool_predicted_rare=None,
+            warning=(f"cold start: no labeled image of {', '.join(self.missing_classes(labels))} yet, so no model "
+                     f"was trained; {used} picked on features learned from the images alone ({pretrain.method})."),
+            parameters={"model": model, "embedding": "features", "selected_by": used, "seed": seed,
+                        "device": str(resolve_device(device)), "pretrain": asdict(pretrain)})
 
-    def _available(self, budget: int) -> list[str]:
-        """The pool paths neither labeled nor marked unsure, once `budget` is known to fit them."""
+    def _begin_round(self, budget: int) -> tuple[list[str], int, int, float]:
+        """The pool paths neither labeled nor marked unsure (once `budget` is known to fit them), the round's
+        number and seed, and its start time (perf_counter seconds)."""
         given, unsure = self.labels(), self.unsure()
         available = [p for p in self.data.pool_paths if p not in given and p not in unsure]
         if not 1 <= budget <= len(available):
             raise LabelingError(f"budget {budget} must be between 1 and the {len(available)} images still "
                                 "unlabeled")
-        return available
+        number = len(self.rounds())
+        return available, number, round_seed(self.seed, number), time.perf_counter()
 
-    def _log_round(self, entry: dict) -> dict:
-        number = entry["round"]
+    def _log_round(self, number: int, strategy: str, budget: int, rare: tuple[int, ...], picks: list[str],
+                   start: float, **fields) -> dict:
+        """Append round `number`'s entry (the fields every round has, then `fields`) unless another session
+        logged that round meanwhile; returns the entry as logged."""
+        entry = {"action": "round", "round": number, "strategy": strategy, "budget": budget,
+                 "rare_classes": [self.class_names[c] for c in rare], "picks": picks,
+                 "seconds": round(time.perf_counter() - start, 1), **fields}
         with self._writing():
             if len(self.rounds()) != number:
                 raise LabelingError(f"another session ran round {number} of {self.state_dir} meanwhile; reopen the "

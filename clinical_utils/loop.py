@@ -93,7 +93,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                         experiment: str | None = None, embedding: str = "gradients",
                         initial_models: dict | None = None, pretrain: PretrainConfig | None = None,
                         pretrain_cache: str | os.PathLike | None = None) -> dict:
-    """Run (or finish) one active-learning run; returns its record (see DESIGN.md, "run record").
+    """Run (or finish) one active-learning run; returns its record (fields: docs/api.md, "The active-learning loop").
 
     strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
     take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare

@@ -49,7 +49,23 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
     targets = re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), re.M)
-    assert {"help", "setup", "reproduce", "test", "lab"} <= set(targets)
+    assert {"help", "setup", "reproduce", "test", "docs", "lab"} <= set(targets)
+    assert "make docs" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_is_a_front_page_whose_links_reach_the_docs():
+    """The README stays a front page (about 200 lines); every relative link in it names a file that exists, and
+    every docs page is in the site's navigation (mkdocs --strict, in CI, checks the links inside docs/)."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert any(t.startswith("docs/") for t in targets)
+    missing = [t for t in targets if "://" not in t and not (ROOT / t).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    listed = {page for item in nav for page in item.values() if isinstance(page, str)}
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert pages <= listed, f"docs pages missing from mkdocs.yml's nav: {sorted(pages - listed)}"
 
 
 def test_citation_file_cites_this_companion_and_the_works_it_reproduces():

@@ -4,8 +4,8 @@ import torch
 
 from clinical_utils import data as D
 from clinical_utils.models import build_model
-from clinical_utils.train import (TrainConfig, class_weights, classification_metrics, evaluate, log_prior,
-                                  native_bf16, predict, resolve_device, train)
+from clinical_utils.train import (TrainConfig, as_uint8_tensor, class_weights, classification_metrics, epoch_batches,
+                                  evaluate, fixed_features, log_prior, native_bf16, predict, resolve_device, train)
 from exactness import close, exact
 
 
@@ -218,3 +218,20 @@ def test_head_only_trains_the_head_alone_and_keeps_the_backbone_and_its_statisti
     assert "head_only" not in TrainConfig().as_record() and TrainConfig(head_only=True).as_record()["head_only"]
     with pytest.raises(ValueError, match="head_only must be True or False"):
         TrainConfig(head_only=1)
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_head_only_batches_are_the_features_of_the_image_batches(blood, flip):
+    """The head alone sees, batch for batch, the backbone's features of the images (flipped where they would be)
+    that full training would see: features computed once stand in for the images, nothing else changes."""
+    model = build_model("small_cnn", 3, 8, seed=0).eval()
+    config = TrainConfig(batch_size=16, precision="fp32", flip=flip, head_only=True)
+    x_all = as_uint8_tensor(blood.train.images[:70], torch.device("cpu"))
+    features = fixed_features(model, x_all, config)
+    pairs = list(zip(epoch_batches(x_all, config, torch.Generator().manual_seed(3), features),
+                     epoch_batches(x_all, config, torch.Generator().manual_seed(3))))
+    assert len(pairs) == 5  # 4 x 16 + 6
+    with torch.no_grad():
+        for (idx, batch), (same_idx, images) in pairs:
+            exact(idx, same_idx)
+            close(batch, model.features(images))
