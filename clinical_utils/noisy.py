@@ -182,20 +182,25 @@ def co_teaching(model_a: torch.nn.Module, model_b: torch.nn.Module, images, labe
 
 def clean_recall(kept, noisy, true, class_names=None) -> pd.DataFrame:
     """Per true class: clean samples (given label correct), how many were kept, recall = kept clean / clean;
-    precision = kept clean / kept, over the samples kept whose given label is that class; and an 'all' row."""
+    precision = kept clean / kept, over the samples kept whose given label is that class; and, as a detector of
+    wrong labels over the samples *given* that label: flagged (not kept), flagged noisy (flagged with a wrong
+    label), flag precision = flagged noisy / flagged, flag recall = flagged noisy / noisy; and an 'all' row."""
     kept, noisy, true = (np.asarray(a) for a in (kept, noisy, true))
     k = int(max(true.max(), noisy.max())) + 1
     names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
     clean = noisy == true
-    rows = []
-    for c in range(k):
-        mine, given = clean & (true == c), kept & (noisy == c)
-        rows.append({"class": names[c], "clean": int(mine.sum()), "kept clean": int((mine & kept).sum()),
-                     "recall": float((mine & kept).sum() / mine.sum()) if mine.any() else float("nan"),
-                     "kept": int(given.sum()),
-                     "precision": float((given & clean).sum() / given.sum()) if given.any() else float("nan")})
-    rows.append({"class": "all", "clean": int(clean.sum()), "kept clean": int((clean & kept).sum()),
-                 "recall": float((clean & kept).sum() / clean.sum()) if clean.any() else float("nan"),
-                 "kept": int(kept.sum()),
-                 "precision": float((clean & kept).sum() / kept.sum()) if kept.any() else float("nan")})
+
+    def share(part, whole) -> float:
+        return float(part.sum() / whole.sum()) if whole.any() else float("nan")
+
+    def row(name, mine, given) -> dict:  # mine: clean samples of the class; given: samples given its label
+        flagged, wrong = given & ~kept, given & ~clean
+        return {"class": name, "clean": int(mine.sum()), "kept clean": int((mine & kept).sum()),
+                "recall": share(mine & kept, mine), "kept": int((given & kept).sum()),
+                "precision": share(given & kept & clean, given & kept), "flagged": int(flagged.sum()),
+                "flagged noisy": int((flagged & wrong).sum()), "flag precision": share(flagged & wrong, flagged),
+                "flag recall": share(flagged & wrong, wrong)}
+
+    rows = [row(names[c], clean & (true == c), noisy == c) for c in range(k)]
+    rows.append(row("all", clean, np.ones_like(clean)))
     return pd.DataFrame(rows).set_index("class")

@@ -1,7 +1,10 @@
 """The active-label-refinement experiments: what each *_noisy notebook runs, at which scale, and running it.
 
-Per seed: a seeded training subset gets seeded label noise; phase 1 trains cross-entropy, Co-teaching and
-Co-teaching + VOG on the noisy labels and reports which samples each kept (clean recall per class); phase 2 starts
+Per seed: a seeded training subset gets seeded label noise; phase 1 trains cross-entropy, Co-teaching,
+Co-teaching + VOG and confident learning (cleanlab on K-fold out-of-sample probabilities, then a network trained
+on what it keeps) on the noisy labels and reports which samples each kept (clean recall, and the flagged set
+against the true noise, per class), each network started from random weights or, where asked, from a backbone
+pretrained without labels on the training images or read from a local weights file; phase 2 starts
 from `phase2_from`'s network 1 and its kept set, and runs every sampler for `rounds` rounds of `budget` expert
 labels. Records: results/<experiment>/phase1/<method>/seed<k>.json (+ .pt, network 1's weights, so phase 2 can
 resume) and results/<experiment>/<sampler>/seed<k>.json, the same record layout as the CLINICAL runs.
@@ -11,24 +14,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import medmnist
 import numpy as np
 import pandas as pd
 import torch
 
+from .confident import FILTERS, label_issues, out_of_sample_probs
 from .data import MedMNIST, set_name
 from .experiments import progress_bar, record_path
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
-from .records import (check_parameters, describe_device, read_json, results_folder, write_atomic,
+from .records import (check_parameters, describe_device, file_sha1, read_json, results_folder, write_atomic,
                       write_json_atomic)
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
 from .refine import SAMPLERS, run_label_refinement
+from .representation import METHODS as PRETRAIN_METHODS
+from .representation import PretrainConfig, backbone_from_file, pretrained_backbone
 from .selection import UNCONDITIONAL
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
-METHODS = ("cross_entropy", "coteaching", "coteaching_vog")
+METHODS = ("cross_entropy", "coteaching", "coteaching_vog", "confident_learning")
 
 NOISY_EXPERIMENTS = {
     "pneumonia_noisy": {"dataset": "pneumoniamnist", "noise_rate": 0.4, "rare_classes": [0]},  # normal: 26%
@@ -56,12 +63,16 @@ NOISY_PROFILES = {
 NOISY_EXPERIMENT_PROFILE = {("retina_noisy", "quick"): {"train_size": None}}  # RetinaMNIST has 1,080 in all
 # Values no profile changes.
 NOISY_DEFAULTS = {"noise": "symmetric", "vog": "head", "mix_ratio": 0.2, "class_normalised": False,
+                  # cleanlab's own defaults: flag by the estimated noise rates, leave >= 1 sample of each label
+                  "cl_folds": 5, "cl_filter_by": "prune_by_noise_rate", "cl_min_examples_per_class": 1,
+                  "pretrain": None, "pretrain_epochs": PretrainConfig.epochs, "weights": None,
                   "phase2_from": "coteaching_vog", "smi_function": "flqmi", "correct_kept_noise": False,
                   "device": "auto", "data_root": None, "verify_data": True}
 NOISY_PARAMETERS = ("profile", "dataset", "train_size", "noise", "noise_rate", "rare_classes", "forget_rate",
-                    "vog", "mix_ratio", "class_normalised", "epochs", "batch_size", "lr", "ramp_epochs",
-                    "warmup_epochs", "window", "phase2_from", "samplers", "smi_function", "budget", "rounds",
-                    "finetune_epochs", "correct_kept_noise", "seeds", "model", "precision", "device", "results_dir",
+                    "vog", "mix_ratio", "class_normalised", "cl_folds", "cl_filter_by", "cl_min_examples_per_class",
+                    "epochs", "batch_size", "lr", "ramp_epochs", "warmup_epochs", "window", "phase2_from",
+                    "samplers", "smi_function", "budget", "rounds", "finetune_epochs", "correct_kept_noise", "seeds",
+                    "model", "pretrain", "pretrain_epochs", "weights", "precision", "device", "results_dir",
                     "data_root", "verify_data")
 
 
@@ -76,6 +87,7 @@ class NoisyConfig:
     noise_rate: float
     rare_classes: list  # the minority classes: the SMI sampler's query classes, and the reported rare accuracy
     coteaching: CoTeachingConfig  # its vog is what coteaching_vog uses
+    confident_learning: dict  # folds, filter_by, min_examples_per_class
     train: TrainConfig
     phase2_from: str
     samplers: list
@@ -86,6 +98,8 @@ class NoisyConfig:
     correct_kept_noise: bool
     seeds: list
     model: str
+    pretrain: PretrainConfig | None  # phase 1's networks start from a backbone pretrained without labels
+    weights: str | None  # ... or from this local weights file
     device: str
     results_dir: str | None
     data_root: str | None
@@ -133,6 +147,18 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
           "a whole number >= 0")
     need(p["window"] >= 2, "window", p["window"], "at least 2 (a standard deviation needs two snapshots)")
     need(p["vog"] in VOG_KINDS, "vog", p["vog"], f"one of {list(VOG_KINDS)}")
+    need(is_int(p["cl_folds"]) and p["cl_folds"] >= 2, "cl_folds", p["cl_folds"], "a whole number >= 2")
+    need(p["cl_filter_by"] in FILTERS, "cl_filter_by", p["cl_filter_by"], f"one of cleanlab's {list(FILTERS)}")
+    need(is_int(p["cl_min_examples_per_class"]) and p["cl_min_examples_per_class"] >= 0,
+         "cl_min_examples_per_class", p["cl_min_examples_per_class"], "a whole number >= 0")
+    need(p["pretrain"] is None or p["pretrain"] in PRETRAIN_METHODS, "pretrain", p["pretrain"],
+         f"None or one of {list(PRETRAIN_METHODS)}")
+    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
+         "a positive whole number")
+    need(p["weights"] is None or isinstance(p["weights"], str), "weights", p["weights"],
+         "None or the path of a local weights file (a PyTorch state dict)")
+    need(p["weights"] is None or p["pretrain"] is None, "weights", p["weights"],
+         "None while pretrain is set: the networks start from one backbone, pretrained here or read from a file")
     need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
     need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
           "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
@@ -140,6 +166,12 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     need(p["smi_function"] in UNCONDITIONAL, "smi_function", p["smi_function"], f"one of {list(UNCONDITIONAL)}")
     seeds = seeds_from(p["seeds"])
     need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
+    if p["weights"] is not None:  # read and fitted now, before any kernel trains
+        try:
+            backbone_from_file(p["weights"], p["model"], medmnist.INFO[p["dataset"]]["n_channels"]
+                               if p["dataset"] in medmnist.INFO else 3)
+        except ValueError as err:
+            raise ConfigError(f"weights: {err}") from None
     for name in ("class_normalised", "correct_kept_noise", "verify_data"):
         need(isinstance(p[name], bool), name, p[name], "True or False")
     need(valid_device(p["device"]), "device", p["device"], f"one of {list(DEVICES)} or 'cuda:N'")
@@ -154,11 +186,18 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
                                weight_decay=1e-4, precision=p["precision"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"phase-1 parameters: {err}") from None
-    return NoisyConfig(experiment, p["profile"], changed, p["dataset"], p["train_size"], p["noise"],
-                       float(p["noise_rate"]),
-                       None if rare is None else list(rare), coteaching, phase1, p["phase2_from"], samplers,
-                       p["smi_function"], p["budget"], p["rounds"], finetune, p["correct_kept_noise"], seeds,
-                       p["model"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
+    return NoisyConfig(
+        experiment=experiment, profile=p["profile"], changed=changed, dataset=p["dataset"],
+        train_size=p["train_size"], noise=p["noise"], noise_rate=float(p["noise_rate"]),
+        rare_classes=None if rare is None else list(rare), coteaching=coteaching,
+        confident_learning={"folds": p["cl_folds"], "filter_by": p["cl_filter_by"],
+                            "min_examples_per_class": p["cl_min_examples_per_class"]},
+        train=phase1, phase2_from=p["phase2_from"], samplers=samplers, smi_function=p["smi_function"],
+        budget=p["budget"], rounds=p["rounds"], finetune=finetune, correct_kept_noise=p["correct_kept_noise"],
+        seeds=seeds, model=p["model"],
+        pretrain=None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
+        weights=p["weights"], device=p["device"], results_dir=p["results_dir"], data_root=p["data_root"],
+        verify_data=p["verify_data"])
 
 
 @dataclass(frozen=True)
@@ -210,23 +249,51 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
     A finished record and its weights are read back instead of retrained; a record made with other parameters
     is a StaleRecordError naming them."""
     path, weights = _phase1_paths(results_dir, config.experiment, method, seed)
-    model = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed)
     params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
               "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
               "model": config.model, "train": config.train.for_device(resolve_device(config.device)).as_record(),
               "coteaching": asdict(config.coteaching)}
+    # stored only where they apply, so records made before these options stay equal to new runs
+    if method == "confident_learning":
+        params["confident_learning"] = config.confident_learning
+    if config.pretrain is not None:
+        params["pretrain"] = asdict(config.pretrain)
+    if config.weights is not None:
+        params["weights"] = {"file": Path(config.weights).name, "sha1": file_sha1(config.weights)}
+    images = data.train.images[split.train]
+    backbone = None
+    if config.pretrain is not None:  # the training images, no labels: one backbone per seed for every method
+        backbone = pretrained_backbone(images, config.model, seed, config.pretrain, results_dir / "pretrained",
+                                       config.device)
+    elif config.weights is not None:
+        backbone = backbone_from_file(config.weights, config.model, data.n_channels, data.size)
+
+    def network(model_seed: int) -> torch.nn.Module:
+        """A fresh network: its head (and, without a backbone given, all of it) from `model_seed`."""
+        net = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=model_seed)
+        if backbone is not None:
+            net.backbone.load_state_dict(backbone)
+        return net
+
+    model = network(seed)
     if path.exists():
         record = read_json(path)
         check_parameters(path, record["parameters"], params)
         if weights.exists():  # the weights are not committed: without them phase 1 is trained again
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             return model, record
-    images = data.train.images[split.train]
     if method == "cross_entropy":
         fit = train(model, images, split.noisy, config.train, config.device, seed, False)
         kept, history, seconds = np.ones(len(split.train), bool), fit.history, fit.seconds
+    elif method == "confident_learning":  # cleanlab's flags on out-of-sample probabilities, then train on the rest
+        cl = config.confident_learning
+        probs = out_of_sample_probs(lambda fold: network(seed + 20_000 + fold), images, split.noisy,
+                                    data.n_classes, config.train, cl["folds"], config.device, seed)
+        kept = ~label_issues(split.noisy, probs, cl["filter_by"], cl["min_examples_per_class"])
+        fit = train(model, images[kept], split.noisy[kept], config.train, config.device, seed, False)
+        history, seconds = fit.history, fit.seconds
     else:
-        peer = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=seed + 10_000)
+        peer = network(seed + 10_000)
         ct = config.coteaching if method == "coteaching_vog" else CoTeachingConfig(
             **{**asdict(config.coteaching), "vog": None})
         result = co_teaching(model, peer, images, split.noisy, ct, config.train, config.device, seed)

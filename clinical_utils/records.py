@@ -82,6 +82,15 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()
 
 
+def file_sha1(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (a weights file a record started from), read in 1 MiB blocks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 _UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight back
 os.umask(_UMASK)
 

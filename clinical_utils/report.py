@@ -81,12 +81,15 @@ def per_class_frame(records: list[dict], class_names=None) -> pd.DataFrame:
 # (recall_plot). Markers repeat the distinction for readers who do not tell colours apart.
 PALETTE = {"flmi": "#0072B2", "flqmi": "#56B4E9", "gcmi": "#009E73", "logdetmi": "#D55E00", "flcmi": "#CC79A7",
            "logdetcmi": "#E69F00", "smi": "#E41A1C",
-           "badge": "#8C6D31", "bald": "#7F3C8D", "coreset": "#BCBD22", "entropy": "#6B8E23",
-           "least_confidence": "#843C39", "loss": "#009988", "margin": "#9C9EDE", "random": "#4D4D4D",
-           "cross_entropy": "#9E9E9E", "coteaching": "#0072B2", "coteaching_vog": "#E41A1C"}
+           "activelab": "#E7298A", "badge": "#8C6D31", "bald": "#7F3C8D", "coreset": "#BCBD22", "entropy": "#6B8E23",
+           "label_quality": "#FF7F00", "least_confidence": "#843C39", "loss": "#009988", "margin": "#9C9EDE",
+           "random": "#4D4D4D",
+           "cross_entropy": "#9E9E9E", "coteaching": "#0072B2", "coteaching_vog": "#E41A1C",
+           "confident_learning": "#E69F00"}
 MARKERS = {"flmi": "o", "flqmi": "s", "gcmi": "^", "logdetmi": "D", "flcmi": "v", "logdetcmi": "P", "smi": "*",
-           "badge": "d", "bald": "p", "coreset": "H", "entropy": "<", "least_confidence": "h", "loss": "8",
-           "margin": ">", "random": "X", "cross_entropy": "o", "coteaching": "s", "coteaching_vog": "^"}
+           "activelab": "P", "badge": "d", "bald": "p", "coreset": "H", "entropy": "<", "label_quality": "D",
+           "least_confidence": "h", "loss": "8", "margin": ">", "random": "X",
+           "cross_entropy": "o", "coteaching": "s", "coteaching_vog": "^", "confident_learning": "D"}
 HUE_ORDER = tuple(PALETTE)  # legends, panels and tables list methods in this order; baselines alphabetical
 LABELS = {"rare_class_accuracy": "rare-class test accuracy", "rare_picked_total": "rare images picked (cumulative)",
           "balanced_accuracy": "balanced test accuracy", "remaining_noise": "share of training labels still wrong",
@@ -288,6 +291,24 @@ def refinement_table(frame: pd.DataFrame) -> pd.DataFrame:
     return _mean_sd_table(frame, {"balanced_accuracy": "balanced acc", "macro_f1": "macro-F1",
                                   "rare_class_accuracy": "minority acc", "corrected": "corrected",
                                   "remaining_noise": "remaining noise"}, "balanced_accuracy")
+
+
+def detector_table(recall: pd.DataFrame, minority: list[str],
+                   references: tuple[str, ...] = ("coteaching_vog", "confident_learning")) -> pd.DataFrame:
+    """Phase 1 per class (minority classes marked *) and method: the share of clean samples kept (clean recall)
+    and the set aside as a detector of wrong labels (flag precision, flag recall), means over seeds; and each
+    method's clean recall minus each reference's, paired by seed ('+d [95% CI low, high]').
+    recall: `noisy_experiments.recall_frame`; records made before the flag columns existed show them empty."""
+    rows = []
+    for (name, method), part in recall.groupby(["class", "method"], sort=False):
+        row = {"class": f"{name} *" if name in minority else name, "method": method}
+        for column in ("recall", "flag precision", "flag recall"):
+            row[column] = round(part[column].mean(), 3) if column in part else np.nan
+        for reference in references:
+            paired = paired_recall(recall[recall["class"] == name], method, reference)
+            row[f"recall vs {reference}"] = _interval(paired.iloc[0]) if method != reference and len(paired) else ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["class", "method"])
 
 
 def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -511,21 +532,31 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
     seeds = phase2["seed"].nunique()
     lines = [f"**What this shows**, from the records above ({seeds} seeds, paired by seed; an effect counts only "
              "where its 95% confidence interval excludes 0):", ""]
-    vog = paired_recall(recall)
-    for name in minority:
-        row = vog[vog["metric"] == f"clean recall: {name}"]
-        if not row.empty:
-            lines.append(f"- **Phase 1, minority class {name}**: Co-teaching + VOG keeps a share of its clean "
-                         f"samples that differs from Co-teaching's by {_interval(row.iloc[0])}.")
+    for method, reference, what in (("coteaching_vog", "coteaching", "Co-teaching + VOG keeps a share of its clean "
+                                     "samples that differs from Co-teaching's by"),
+                                    ("confident_learning", "coteaching_vog", "confident learning (cleanlab) keeps a "
+                                     "share that differs from Co-teaching + VOG's by")):
+        paired = paired_recall(recall, method, reference)
+        for name in minority:
+            row = paired[paired["metric"] == f"clean recall: {name}"]
+            if not row.empty:
+                lines.append(f"- **Phase 1, minority class {name}**: {what} {_interval(row.iloc[0])}.")
     paired = paired_table(phase2, metrics=("balanced_accuracy", "rare_class_accuracy"))
     for metric, what in (("balanced_accuracy", "balanced accuracy"), ("rare_class_accuracy", "minority accuracy")):
         rows = paired[(paired["metric"] == metric) & (paired["reference"] == "random")]
         if rows.empty:
             continue
-        smi = rows[rows["strategy"] == "smi"]
+        named = [f"{label} {_interval(rows[rows['strategy'] == name].iloc[0])}"
+                 for name, label in (("smi", "the SMI sampler"), ("label_quality", "cleanlab's label quality"),
+                                     ("activelab", "ActiveLab")) if name in set(rows["strategy"])]
         lines.append(f"- **Phase 2, {what} after the last round**, against random: of {len(rows)} samplers "
-                     f"{_verdict(rows)}" + (f"; the SMI sampler {_interval(smi.iloc[0])}" if not smi.empty else "")
-                     + ".")
+                     f"{_verdict(rows)}" + (f"; {', '.join(named)}" if named else "") + ".")
+    last = final_values(phase2)
+    fixed = (last.groupby("strategy")["corrected"].mean() / last.groupby("strategy")["relabeled"].mean()).dropna()
+    if len(fixed):
+        lines.append(f"- **What the expert's budget fixed**: {fixed.idxmax()} sends the most wrong labels to the "
+                     f"expert ({fixed.max():.0%} of those relabeled were wrong; random "
+                     f"{fixed.get('random', np.nan):.0%}, the lowest {fixed.idxmin()} {fixed.min():.0%}).")
     return "\n".join(lines)
 
 

@@ -85,6 +85,37 @@ def pretrained_backbone(images, model_name: str = "small_cnn", seed: int = 0, co
     return state
 
 
+def backbone_from_file(path: str | Path, model_name: str, in_channels: int, image_size: int = 28) -> dict:
+    """The backbone state dict in a local weights file (e.g. ImageNet weights this machine cannot download),
+    checked against `model_name`'s backbone for `in_channels` and `image_size` before anything trains. The file
+    holds a backbone's state dict, a whole classifier's ("backbone." keys; its head is dropped) or torchvision's
+    ResNet-18 (its fc layer is dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist: give the path of a state dict saved by "
+                         "torch.save(model.state_dict(), path), or weights=None")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch names the problem; the fix is the same whatever it is
+        raise ValueError(f"weights file {path} is not a PyTorch state dict ({type(err).__name__}: {err}); save "
+                         "one with torch.save(model.state_dict(), path)") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights file {path} holds a {type(state).__name__}, not a state dict of tensors; save "
+                         "one with torch.save(model.state_dict(), path)")
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    backbone = build_model(model_name, in_channels, 2, image_size).backbone
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"weights file {path} does not fit {model_name}'s backbone ({in_channels} channels, "
+                         f"{image_size} px): {detail[:400]}. torchvision's ImageNet ResNet-18 fits resnet18 on 3 "
+                         "channels at 64 px or more (28 px uses a 3x3 stem)") from None
+    return state
+
+
 def ssl_features(images, model_name: str, state: dict, device: str | torch.device = "cpu") -> np.ndarray:
     """Penultimate features (N, d) float32 of uint8 images (N, C, H, W) through a pretrained backbone."""
     images = np.asarray(images)

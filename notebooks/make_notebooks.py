@@ -56,6 +56,9 @@ NOISY_COMMENTS = {
     "vog": "'head' (the paper's closed form) or 'input' (original VOG, input-pixel gradients)",
     "mix_ratio": "share of the kept samples chosen by lowest VOG",
     "class_normalised": "z-score VOG within each given label",
+    "cl_folds": "confident learning: folds of the out-of-sample probabilities cleanlab needs",
+    "cl_filter_by": "cleanlab's find_label_issues filter_by (its default: by the estimated noise rates)",
+    "cl_min_examples_per_class": "cleanlab flags none of a given label that would leave fewer than this many",
     "epochs": "phase-1 epochs (cosine lr)",
     "batch_size": "",
     "lr": "phase 1 (SGD, momentum 0.9, weight decay 1e-4); fine-tuning uses lr / 10",
@@ -71,6 +74,9 @@ NOISY_COMMENTS = {
     "correct_kept_noise": "the authors' quirk: also fix, outside the budget, noisy samples phase 1 kept",
     "seeds": "each seed draws its own subset and noise",
     "model": "'small_cnn' or 'resnet18'",
+    "pretrain": "None: phase 1 from random weights; 'simclr': from a backbone pretrained on the training images",
+    "pretrain_epochs": "SimCLR epochs (pretrain only); the backbone is cached in <results_dir>/pretrained/",
+    "weights": "None, or a local file of backbone weights to start phase 1 from (e.g. ImageNet's ResNet-18)",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
     "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json (None: kept nowhere)",
@@ -145,12 +151,15 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell(
             f"# Active label refinement: {title}\n\n{about}\n\n"
-            "Phase 1 learns from the noisy labels three ways: cross-entropy, Co-teaching (two networks, each "
-            "training on the small-loss samples its peer keeps) and Co-teaching + VOG (some kept samples chosen "
+            "Phase 1 learns from the noisy labels four ways: cross-entropy, Co-teaching (two networks, each "
+            "training on the small-loss samples its peer keeps), Co-teaching + VOG (some kept samples chosen "
             "by lowest Variance of Gradients, so that clean minority-class samples, whose loss is large, are not "
-            "all discarded). Phase 2 starts from Co-teaching + VOG: each round a sampler picks `budget` samples "
-            "among those phase 1 set aside, the simulated expert gives their true labels, and the network is "
-            "fine-tuned. Khanal et al., MICCAI 2024.\n\n"
+            "all discarded; Khanal et al., MICCAI 2024) and confident learning, the field's standard tool "
+            "(cleanlab flags labels on out-of-sample probabilities from `cl_folds`-fold cross-validation; a "
+            "network is trained on the rest). Phase 2 starts from `phase2_from`: each round a sampler picks "
+            "`budget` samples among those phase 1 set aside, the simulated expert gives their true labels, and "
+            "the network is fine-tuned. Samplers: the active-learning baselines, `loss`, cleanlab's "
+            "`label_quality` and `activelab` rankings, and SMI with the minority classes as queries.\n\n"
             f"Run it here or in the batch: `python -m clinical_utils.reproduce --only {name}`."),
         _noisy_parameters_cell(name),
         new_code_cell(
@@ -166,15 +175,18 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
         new_code_cell("data = load_data(config)\nsplit = noisy_split(data, config, seed=config.seeds[0])\n"
                       "print('minority classes:', [data.class_names[c] for c in split.rare_classes])\n"
                       "noise_report(split.true, split.noisy, data.class_names)"),
-        new_markdown_cell("## The runs\nPhase 1 (three methods), then phase 2 (every sampler), per seed; finished "
+        new_markdown_cell("## The runs\nPhase 1 (four methods), then phase 2 (every sampler), per seed; finished "
                           "runs are read back from their records."),
         _ignored_output("phase1, phase2 = run_noisy_experiment(data, config)"),
         new_markdown_cell("## Phase 1: which clean samples each method kept\nRecall: the share of truly clean "
                           "samples of each class that were kept as clean (mean and 95% CI over seeds). The paper's claim "
-                          "is about the minority classes' recall."),
+                          "is about the minority classes' recall (marked *). The samples set aside, read as a "
+                          "detector of wrong labels over those given each label: flag precision (the share of them "
+                          "that is wrong) and flag recall (the share of the wrong labels set aside). Each method's "
+                          "clean recall against Co-teaching + VOG and against confident learning, paired by seed."),
         new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.title())\n"
-                      "plt.show()\nrecall.groupby(['class', 'method'], sort=False)[['recall', 'precision']].mean()"
-                      ".unstack().round(3)"),
+                      "plt.show()\nminority = [data.class_names[c] for c in split.rare_classes]\n"
+                      "report.detector_table(recall, minority)"),
         new_markdown_cell("## Phase 2: balanced accuracy against the relabeling budget"),
         new_code_cell("frame = report.rounds_frame(phase2)\nreport.budget_curves(frame, title=config.title())\n"
                       "plt.show()\nreport.refinement_table(frame).loc[config.experiment]"),
@@ -184,8 +196,7 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
                           "wrong: given label, then true label."),
         new_code_cell("shown = next((r for r in phase2 if r['parameters']['strategy'] == 'smi'), phase2[0])\n"
                       "report.corrected_images(data, split.train, split.noisy, shown)\nplt.show()"),
-        new_code_cell("minority = [data.class_names[c] for c in split.rare_classes]\n"
-                      "Markdown(report.refinement_findings(frame, recall, minority))"),
+        new_code_cell("Markdown(report.refinement_findings(frame, recall, minority))"),
     ]
     return _notebook(cells)
 

@@ -98,3 +98,7 @@ def test_clean_recall_counts():
     assert table.loc["a", "clean"] == 2 and table.loc["a", "kept clean"] == 1 and table.loc["a", "recall"] == 0.5
     assert table.loc["b", "kept"] == 2 and table.loc["b", "precision"] == 0.5
     assert table.loc["all", "recall"] == 0.5 and table.loc["all", "precision"] == pytest.approx(2 / 3)
+    # the flagged set (not kept) as a detector of wrong labels, over the samples given each label
+    assert table.loc["a", ["flagged", "flagged noisy", "flag precision", "flag recall"]].tolist() == [2, 1, 0.5, 1.0]
+    assert table.loc["b", ["flagged", "flagged noisy", "flag precision", "flag recall"]].tolist() == [1, 0, 0.0, 0.0]
+    assert table.loc["all", "flag precision"] == pytest.approx(1 / 3) and table.loc["all", "flag recall"] == 0.5

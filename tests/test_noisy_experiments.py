@@ -23,7 +23,10 @@ def test_configure_noisy_fills_from_the_profile_and_checks_values():
                          ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),
                          ({"epoch": 3}, r"for retina_noisy: 'epoch' \(did you mean 'epochs'"),
                          ({"profile": "full"}, "profile"), ({"device": "tpu"}, "device"),
-                         ({"rare_classes": [7]}, "rare_classes .* 0..4")):
+                         ({"rare_classes": [7]}, "rare_classes .* 0..4"), ({"cl_folds": 1}, "cl_folds"),
+                         ({"cl_filter_by": "loss"}, "cl_filter_by"), ({"cl_min_examples_per_class": -1}, "cl_min"),
+                         ({"pretrain": "byol"}, "pretrain"), ({"weights": "/no/such.pt"}, "weights: .*does not exist"),
+                         ({"weights": "w.pt", "pretrain": "simclr"}, "None while pretrain is set")):
         with pytest.raises(ConfigError, match=message):
             configure_noisy("retina_noisy", **bad)
     with pytest.raises(ConfigError, match="label-noise experiments"):
@@ -65,15 +68,45 @@ def test_experiment_writes_phase1_and_phase2_records_and_reads_them_back(tmp_pat
     assert [r["parameters"]["method"] for r in phase1] == list(METHODS)
     assert {r["parameters"]["train"]["precision"] for r in phase1} == {"fp32"}  # smoke's, resolved as it ran
     assert {r["parameters"]["finetune"]["precision"] for r in phase2} == {"fp32"}
-    assert len(load_phase1_records(tmp_path / "r", "derma_noisy")) == 3
+    assert len(load_phase1_records(tmp_path / "r", "derma_noisy")) == len(METHODS) == 4
     assert (tmp_path / "r" / "derma_noisy" / "phase1" / "coteaching_vog" / "seed0.pt").exists()
     ce = next(r for r in phase1 if r["parameters"]["method"] == "cross_entropy")
     assert len(ce["kept"]) == config.train_size  # cross-entropy sets nothing aside
     ct = next(r for r in phase1 if r["parameters"]["method"] == "coteaching")
     assert len(ct["kept"]) < config.train_size
     assert set(recall_frame(phase1)["method"]) == set(METHODS)
+    cl = next(r for r in phase1 if r["parameters"]["method"] == "confident_learning")
+    assert cl["parameters"]["confident_learning"] == {"folds": 5, "filter_by": "prune_by_noise_rate",
+                                                      "min_examples_per_class": 1}
+    assert "confident_learning" not in ct["parameters"] and "pretrain" not in ct["parameters"]  # only where set
+    assert 0 < len(cl["kept"]) < config.train_size
+    assert {"flag precision", "flag recall"} <= set(cl["clean_recall"][0])
     records = sorted((tmp_path / "r" / "derma_noisy").glob("*/seed0.json"))
     assert [p.parent.name for p in records] == ["random", "smi"]
     written = [p.read_bytes() for p in records]
     again1, again2 = run_noisy_experiment(data, config, progress=False)
     assert [p.read_bytes() for p in records] == written and again1 == json.loads(json.dumps(phase1))
+
+
+def test_phase1_starts_from_a_pretrained_backbone_or_a_weights_file(tmp_path):
+    """pretrain: one SimCLR backbone per seed (cached under results_dir), recorded; weights: a local file, read,
+    fitted to the model and recorded by name and SHA-1."""
+    import torch
+
+    from clinical_utils.models import build_model
+
+    root = str(write_download_sets(tmp_path / "d"))
+    common = dict(profile="smoke", data_root=root, verify_data=False, samplers=["random"], rounds=1, budget=4)
+    config = configure_noisy("derma_noisy", pretrain="simclr", pretrain_epochs=1, results_dir=str(tmp_path / "p"),
+                             **common)
+    phase1, _ = run_noisy_experiment(load_data(config), config, progress=False)
+    assert all(r["parameters"]["pretrain"]["epochs"] == 1 for r in phase1)
+    assert len(list((tmp_path / "p" / "pretrained").glob("*.pt"))) == 1  # one backbone for every method
+    weights = tmp_path / "w.pt"
+    torch.save(build_model("small_cnn", 3, 7, seed=5).state_dict(), weights)
+    config = configure_noisy("derma_noisy", weights=str(weights), results_dir=str(tmp_path / "w"), **common)
+    phase1, _ = run_noisy_experiment(load_data(config), config, progress=False)
+    assert {r["parameters"]["weights"]["file"] for r in phase1} == {"w.pt"}
+    with pytest.raises(ConfigError, match="weights: .* does not fit small_cnn's backbone"):
+        torch.save(build_model("small_cnn", 1, 2).state_dict(), weights)  # one channel: DermaMNIST has three
+        configure_noisy("derma_noisy", weights=str(weights), **common)

@@ -52,9 +52,12 @@ def test_every_sampler_relabels_from_the_set_aside_pool(problem, sampler):
     assert {"balanced_accuracy", "macro_f1", "per_class_accuracy", "auc", "rare_class_accuracy"} <= set(last)
 
 
-def test_loss_sampler_finds_wrong_labels_more_often_than_random(problem):
-    corrected = {s: _run(problem, s)["rounds"][-1]["corrected"] for s in ("loss", "random")}
-    assert corrected["loss"] > corrected["random"]
+@pytest.mark.parametrize("sampler", ["loss", "label_quality", "activelab"])
+def test_label_rankings_find_wrong_labels_more_often_than_random(problem, sampler):
+    """The samplers that rank the given labels (largest loss; cleanlab's label quality and ActiveLab) send more
+    wrong labels to the expert than random does."""
+    corrected = {s: _run(problem, s)["rounds"][-1]["corrected"] for s in (sampler, "random")}
+    assert corrected[sampler] > corrected["random"]
 
 
 def test_kept_noise_is_fixed_only_when_asked(problem):

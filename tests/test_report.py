@@ -245,3 +245,28 @@ def test_every_line_figure_takes_its_colours_from_the_one_palette():
                     assert to_hex(line.get_color()) == report.PALETTE[line.get_label()].lower(), line.get_label()
                     seen.add(line.get_label())
     assert {"flmi", "gcmi", "badge", "random", "smi", "loss"} <= seen
+
+
+def test_detector_table_marks_the_minority_and_pairs_each_method_by_seed():
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": c, "recall": r + k / 100, "flag precision": 0.5,
+                            "flag recall": 0.25}
+                           for m, r in (("coteaching_vog", 0.5), ("confident_learning", 0.7), ("coteaching", 0.6))
+                           for k in (0, 1, 2) for c in ("common", "rare")])
+    table = report.detector_table(recall, ["rare"])
+    assert list(table.index.get_level_values("class").unique()) == ["common", "rare *"]
+    row = table.loc[("rare *", "confident_learning")]
+    assert row["recall"] == 0.71 and row["flag precision"] == 0.5 and row["flag recall"] == 0.25
+    assert row["recall vs coteaching_vog"].startswith("+0.200") and row["recall vs confident_learning"] == ""
+    old = recall.drop(columns=["flag precision", "flag recall"])  # records made before the detector columns
+    assert table.columns.tolist() == report.detector_table(old, ["rare"]).columns.tolist()
+    assert report.detector_table(old, ["rare"])["flag recall"].isna().all()
+
+
+def test_refinement_findings_name_cleanlabs_samplers_and_what_the_budget_fixed():
+    phase2 = report.rounds_frame([_refinement(s, k) for s in ("random", "activelab", "label_quality")
+                                  for k in (0, 1, 2)])
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": "rare", "recall": 0.5 + (m == "coteaching") / 10 + k / 50}
+                           for m in ("coteaching", "coteaching_vog", "confident_learning") for k in (0, 1, 2)])
+    text = report.refinement_findings(phase2, recall, ["rare"])
+    assert "confident learning (cleanlab)" in text and "ActiveLab" in text and "cleanlab's label quality" in text
+    assert "**What the expert's budget fixed**" in text and "25% of those relabeled were wrong" in text

@@ -92,3 +92,29 @@ def test_bad_pretraining_input_is_named():
         pretrained_backbone(_scans()[0], "vit")
     with pytest.raises(ValueError, match="method"):
         PretrainConfig(method="byol")
+
+
+def test_backbone_from_file_reads_checks_and_names_the_fix(tmp_path):
+    """A classifier's state dict gives its backbone; torchvision's ResNet-18 (ImageNet's layout) fits resnet18 at
+    64 px on 3 channels and is refused at 28 px, where the stem is 3x3; a missing or foreign file is named."""
+    import torch
+    import torchvision
+
+    from clinical_utils.models import build_model
+    from clinical_utils.representation import backbone_from_file
+
+    source = build_model("small_cnn", 1, 4, seed=3)
+    torch.save(source.state_dict(), tmp_path / "cnn.pt")
+    state = backbone_from_file(tmp_path / "cnn.pt", "small_cnn", 1)
+    assert state.keys() == source.backbone.state_dict().keys()
+    for name, tensor in source.backbone.state_dict().items():
+        exact(state[name], tensor)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "imagenet.pt")
+    assert "fc.weight" not in backbone_from_file(tmp_path / "imagenet.pt", "resnet18", 3, 64)
+    with pytest.raises(ValueError, match="does not fit resnet18's backbone .*conv1.weight.*3x3 stem"):
+        backbone_from_file(tmp_path / "imagenet.pt", "resnet18", 3, 28)
+    with pytest.raises(ValueError, match="does not exist"):
+        backbone_from_file(tmp_path / "none.pt", "small_cnn", 1)
+    (tmp_path / "text.pt").write_text("not weights")
+    with pytest.raises(ValueError, match="is not a PyTorch state dict"):
+        backbone_from_file(tmp_path / "text.pt", "small_cnn", 1)

@@ -1,0 +1,65 @@
+"""Confident learning and its rankings, through cleanlab's public API (Northcutt et al., JAIR 2021; ActiveLab,
+Goh and Mueller 2023).
+
+Phase 1 (`confident_learning`): cleanlab needs predicted probabilities *out of sample*, so each training sample's
+come from a network trained on the other folds (K-fold cross-validation, stratified by the given label);
+`cleanlab.filter.find_label_issues` then flags the samples whose given label it believes wrong. Phase 2 rankings
+(`label_quality`, `activelab`): which flagged samples an expert should relabel first, lowest score first.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from cleanlab.filter import find_label_issues
+from cleanlab.multiannotator import get_active_learning_scores
+from cleanlab.rank import get_label_quality_scores
+from sklearn.model_selection import StratifiedKFold
+
+from .train import TrainConfig, predict, train
+
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+           "low_normalized_margin", "low_self_confidence")  # cleanlab's filter_by values
+
+
+def out_of_sample_probs(make_model, images, labels, n_classes: int, config: TrainConfig, folds: int,
+                        device, seed: int) -> np.ndarray:
+    """Predicted probabilities (N, n_classes) float32 of uint8 images (N, C, H, W), each from a network trained
+    on the other folds' labels (N,). make_model(fold) -> a fresh network. A class with fewer samples than
+    `folds` is left out of some training folds (scikit-learn says so), and its probabilities there come from
+    networks that never saw it: exactly the minority case `min_examples_per_class` guards in `label_issues`."""
+    labels = np.asarray(labels)
+    if not 2 <= folds <= len(labels):
+        raise ValueError(f"cl_folds must be between 2 and the {len(labels)} training samples, got {folds}")
+    probs = np.zeros((len(labels), n_classes), np.float32)
+    with warnings.catch_warnings():  # the few-members warning, said in the docstring and the record's counts
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
+    for fold, (fit, held_out) in enumerate(splits):
+        model = make_model(fold)
+        train(model, images[fit], labels[fit], config, device, seed + fold, False)
+        probs[held_out] = predict(model, images[held_out], device)
+    return probs
+
+
+def label_issues(labels, probs: np.ndarray, filter_by: str = "prune_by_noise_rate",
+                 min_examples_per_class: int = 1) -> np.ndarray:
+    """(N,) bool: the samples cleanlab flags as mislabeled, given labels (N,) and out-of-sample probabilities
+    (N, K). min_examples_per_class: cleanlab leaves at least this many samples of each given label unflagged."""
+    if filter_by not in FILTERS:
+        raise ValueError(f"cl_filter_by {filter_by!r} is not one of cleanlab's {list(FILTERS)}")
+    return find_label_issues(np.asarray(labels), probs, filter_by=filter_by,
+                             min_examples_per_class=min_examples_per_class)
+
+
+def label_quality_order(labels, probs: np.ndarray) -> np.ndarray:
+    """Positions (N,) from the least to the most likely correct given label: cleanlab's label-quality score
+    (self-confidence, the predicted probability of the given label), lowest first, ties by position."""
+    return np.argsort(get_label_quality_scores(np.asarray(labels), probs), kind="stable")
+
+
+def activelab_order(labels, probs: np.ndarray) -> np.ndarray:
+    """Positions (N,) in ActiveLab's order for one more label: its score with one annotator (the given label)
+    weighs the model's confidence against that annotator's agreement with it; lowest first, ties by position."""
+    scores, _ = get_active_learning_scores(np.asarray(labels)[:, None], probs)
+    return np.argsort(scores, kind="stable")
