@@ -20,6 +20,7 @@ from .train import TrainConfig, predict, train
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
            "low_normalized_margin", "low_self_confidence")  # cleanlab's filter_by values
+KEEPS_MINIMUM = FILTERS[:3]  # the filters that honour min_examples_per_class (cleanlab ignores it in the others)
 
 
 def out_of_sample_probs(make_model, images, labels, n_classes: int, config: TrainConfig, folds: int,
@@ -45,11 +46,16 @@ def out_of_sample_probs(make_model, images, labels, n_classes: int, config: Trai
 def label_issues(labels, probs: np.ndarray, filter_by: str = "prune_by_noise_rate",
                  min_examples_per_class: int = 1) -> np.ndarray:
     """(N,) bool: the samples cleanlab flags as mislabeled, given labels (N,) and out-of-sample probabilities
-    (N, K). min_examples_per_class: cleanlab leaves at least this many samples of each given label unflagged."""
+    (N, K). min_examples_per_class: cleanlab leaves at least this many samples of each given label unflagged
+    (under the KEEPS_MINIMUM filters; a value other than its default 1 is refused under the others)."""
     if filter_by not in FILTERS:
         raise ValueError(f"cl_filter_by {filter_by!r} is not one of cleanlab's {list(FILTERS)}")
+    if min_examples_per_class != 1 and filter_by not in KEEPS_MINIMUM:
+        raise ValueError(f"cleanlab ignores min_examples_per_class under filter_by {filter_by!r}: keep it at 1, or "
+                         f"use one of {list(KEEPS_MINIMUM)}")
+    # n_jobs=1: no worker processes forked from a torch process (a pool buys nothing for a few classes)
     return find_label_issues(np.asarray(labels), probs, filter_by=filter_by,
-                             min_examples_per_class=min_examples_per_class)
+                             min_examples_per_class=min_examples_per_class, n_jobs=1)
 
 
 def label_quality_order(labels, probs: np.ndarray) -> np.ndarray:
@@ -59,7 +65,8 @@ def label_quality_order(labels, probs: np.ndarray) -> np.ndarray:
 
 
 def activelab_order(labels, probs: np.ndarray) -> np.ndarray:
-    """Positions (N,) in ActiveLab's order for one more label: its score with one annotator (the given label)
-    weighs the model's confidence against that annotator's agreement with it; lowest first, ties by position."""
+    """Positions (N,) in ActiveLab's order for one more label, with the given label as the one annotator; lowest
+    first, ties by position. With one annotator cleanlab 2.9 scores (2 self-confidence + 1/K) / 3, so the order
+    is `label_quality_order`'s exactly (tested): ActiveLab adds over it only with several annotators."""
     scores, _ = get_active_learning_scores(np.asarray(labels)[:, None], probs)
     return np.argsort(scores, kind="stable")

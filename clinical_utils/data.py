@@ -6,7 +6,6 @@ set (the source of rare-class queries) from `val`, the test set from `test`.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from sklearn.model_selection import train_test_split
+
+from .records import file_digest
 
 FLAGS_2D = (
     "pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
@@ -96,14 +97,6 @@ def class_names(flag: str) -> tuple[str, ...]:
     return tuple(labels[str(k)] for k in range(len(labels)))
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_file(flag: str, size: int = 28, root: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The path of the flag's .npz in `data_root(root)`, downloading it through medmnist if absent and allowed.
 
@@ -143,7 +136,7 @@ def load_medmnist(flag: str, size: int = 28, root: str | os.PathLike | None = No
     dataset_class = getattr(medmnist, info["python_class"])
     if verify:
         expected = info["MD5" if size == 28 else f"MD5_{size}"]
-        found = _md5(path)
+        found = file_digest(path, "md5")
         if found != expected:
             raise DataError(f"{path} is corrupt or incomplete: its MD5 is {found}, medmnist "
                             f"{medmnist.__version__} expects {expected}. Delete it and download it again.")

@@ -26,8 +26,7 @@ from .models import MODELS
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import results_folder
-from .representation import METHODS as PRETRAIN_METHODS
-from .representation import PretrainConfig
+from .representation import PretrainConfig, pretrain_from
 from .train import CLASS_WEIGHTS, TrainConfig
 
 # What defines each experiment. Sizes, budget, rounds, seeds and training come from the profile.
@@ -195,10 +194,7 @@ def configure(experiment: str, **params) -> Config:
     need(p["queries"] in QUERY_MODES, "queries", p["queries"], f"one of {list(QUERY_MODES)}")
     need(p["embedding"] in EMBEDDINGS, "embedding", p["embedding"], f"one of {list(EMBEDDINGS)}")
     need(p["class_weight"] in CLASS_WEIGHTS, "class_weight", p["class_weight"], f"one of {list(CLASS_WEIGHTS)}")
-    need(p["pretrain"] is None or p["pretrain"] in PRETRAIN_METHODS, "pretrain", p["pretrain"],
-         f"None or one of {list(PRETRAIN_METHODS)}")
-    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
-         "a positive whole number")
+    pretrain = pretrain_from(p)
     need(isinstance(p["head_only"], bool), "head_only", p["head_only"], "True or False")
     need(not p["head_only"] or p["pretrain"] is not None, "head_only", p["head_only"],
          "False unless pretrain is set (a linear head on an untrained backbone learns little)")
@@ -217,10 +213,8 @@ def configure(experiment: str, **params) -> Config:
     return Config(experiment, p["profile"], changed, p["dataset"], spec["setting"],
                   None if rare is None else list(rare),
                   imbalance, None if order is None else list(order), labeled, pool, p["exemplars_per_class"],
-                  p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train,
-                  None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
-                  p["queries"],
-                  p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
+                  p["balanced_test"], p["budget"], p["rounds"], strategies, seeds, p["model"], train, pretrain,
+                  p["queries"], p["embedding"], p["device"], p["results_dir"], p["data_root"], p["verify_data"])
 
 
 def load_data(config) -> MedMNIST:

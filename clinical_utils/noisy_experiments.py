@@ -19,19 +19,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .confident import FILTERS, label_issues, out_of_sample_probs
+from .confident import FILTERS, KEEPS_MINIMUM, label_issues, out_of_sample_probs
 from .data import MedMNIST, set_name
 from .experiments import progress_bar, record_path
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
-from .records import (check_parameters, describe_device, file_sha1, read_json, results_folder, write_atomic,
+from .records import (check_parameters, describe_device, file_digest, read_json, results_folder, write_atomic,
                       write_json_atomic)
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
 from .refine import SAMPLERS, run_label_refinement
-from .representation import METHODS as PRETRAIN_METHODS
-from .representation import PretrainConfig, backbone_from_file, pretrained_backbone
+from .representation import PretrainConfig, backbone_from_file, pretrain_from, pretrained_backbone
 from .selection import UNCONDITIONAL
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
@@ -147,14 +146,15 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
           "a whole number >= 0")
     need(p["window"] >= 2, "window", p["window"], "at least 2 (a standard deviation needs two snapshots)")
     need(p["vog"] in VOG_KINDS, "vog", p["vog"], f"one of {list(VOG_KINDS)}")
-    need(is_int(p["cl_folds"]) and p["cl_folds"] >= 2, "cl_folds", p["cl_folds"], "a whole number >= 2")
+    need(is_int(p["cl_folds"]) and 2 <= p["cl_folds"] <= (p["train_size"] or p["cl_folds"]), "cl_folds",
+         p["cl_folds"], "a whole number from 2 to train_size")
     need(p["cl_filter_by"] in FILTERS, "cl_filter_by", p["cl_filter_by"], f"one of cleanlab's {list(FILTERS)}")
     need(is_int(p["cl_min_examples_per_class"]) and p["cl_min_examples_per_class"] >= 0,
          "cl_min_examples_per_class", p["cl_min_examples_per_class"], "a whole number >= 0")
-    need(p["pretrain"] is None or p["pretrain"] in PRETRAIN_METHODS, "pretrain", p["pretrain"],
-         f"None or one of {list(PRETRAIN_METHODS)}")
-    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
-         "a positive whole number")
+    need(p["cl_min_examples_per_class"] == 1 or p["cl_filter_by"] in KEEPS_MINIMUM, "cl_min_examples_per_class",
+         p["cl_min_examples_per_class"], f"1 under cl_filter_by {p['cl_filter_by']!r}, which ignores it (it "
+         f"applies under {list(KEEPS_MINIMUM)})")
+    pretrain = pretrain_from(p)
     need(p["weights"] is None or isinstance(p["weights"], str), "weights", p["weights"],
          "None or the path of a local weights file (a PyTorch state dict)")
     need(p["weights"] is None or p["pretrain"] is None, "weights", p["weights"],
@@ -166,10 +166,9 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     need(p["smi_function"] in UNCONDITIONAL, "smi_function", p["smi_function"], f"one of {list(UNCONDITIONAL)}")
     seeds = seeds_from(p["seeds"])
     need(p["model"] in MODELS, "model", p["model"], f"one of {list(MODELS)}")
-    if p["weights"] is not None:  # read and fitted now, before any kernel trains
+    if p["weights"] is not None and p["dataset"] in medmnist.INFO:  # read and fitted now, before any training
         try:
-            backbone_from_file(p["weights"], p["model"], medmnist.INFO[p["dataset"]]["n_channels"]
-                               if p["dataset"] in medmnist.INFO else 3)
+            backbone_from_file(p["weights"], p["model"], medmnist.INFO[p["dataset"]]["n_channels"])
         except ValueError as err:
             raise ConfigError(f"weights: {err}") from None
     for name in ("class_normalised", "correct_kept_noise", "verify_data"):
@@ -195,8 +194,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
         train=phase1, phase2_from=p["phase2_from"], samplers=samplers, smi_function=p["smi_function"],
         budget=p["budget"], rounds=p["rounds"], finetune=finetune, correct_kept_noise=p["correct_kept_noise"],
         seeds=seeds, model=p["model"],
-        pretrain=None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
-        weights=p["weights"], device=p["device"], results_dir=p["results_dir"], data_root=p["data_root"],
+        pretrain=pretrain, weights=p["weights"], device=p["device"], results_dir=p["results_dir"], data_root=p["data_root"],
         verify_data=p["verify_data"])
 
 
@@ -259,8 +257,19 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
     if config.pretrain is not None:
         params["pretrain"] = asdict(config.pretrain)
     if config.weights is not None:
-        params["weights"] = {"file": Path(config.weights).name, "sha1": file_sha1(config.weights)}
+        params["weights"] = {"file": Path(config.weights).name, "sha1": file_digest(config.weights)}
     images = data.train.images[split.train]
+    if path.exists():
+        record = read_json(path)
+        check_parameters(path, record["parameters"], params)
+        if weights.exists():  # the weights are not committed: without them phase 1 is trained again
+            model = build_model(config.model, data.n_channels, data.n_classes, data.size)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            # recounted from what it kept: records made before the flag columns gain them
+            record["clean_recall"] = (clean_recall(np.isin(np.arange(len(split.train)), record["kept"]),
+                                                   split.noisy, split.true, data.class_names)
+                                      .reset_index().to_dict("records"))
+            return model, record
     backbone = None
     if config.pretrain is not None:  # the training images, no labels: one backbone per seed for every method
         backbone = pretrained_backbone(images, config.model, seed, config.pretrain, results_dir / "pretrained",
@@ -270,18 +279,9 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
 
     def network(model_seed: int) -> torch.nn.Module:
         """A fresh network: its head (and, without a backbone given, all of it) from `model_seed`."""
-        net = build_model(config.model, data.n_channels, data.n_classes, data.size, seed=model_seed)
-        if backbone is not None:
-            net.backbone.load_state_dict(backbone)
-        return net
+        return build_model(config.model, data.n_channels, data.n_classes, data.size, model_seed, backbone)
 
     model = network(seed)
-    if path.exists():
-        record = read_json(path)
-        check_parameters(path, record["parameters"], params)
-        if weights.exists():  # the weights are not committed: without them phase 1 is trained again
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            return model, record
     if method == "cross_entropy":
         fit = train(model, images, split.noisy, config.train, config.device, seed, False)
         kept, history, seconds = np.ones(len(split.train), bool), fit.history, fit.seconds

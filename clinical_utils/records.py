@@ -82,11 +82,11 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()
 
 
-def file_sha1(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes (a weights file a record started from), read in 1 MiB blocks."""
-    digest = hashlib.sha1()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha1") -> str:
+    """The hex digest of a file's bytes (a data file's MD5, a weights file's SHA-1), read in 4 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
 

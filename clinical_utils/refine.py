@@ -35,10 +35,11 @@ RANKINGS = {"label_quality": label_quality_order, "activelab": activelab_order} 
 def _select(sampler: str, model, images, labels, pool, training, rare_classes, budget, seed, device,
             smi_function) -> np.ndarray:
     """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. `loss`
-    is refinement's own, `label_quality` and `activelab` rank the pool's given labels by cleanlab (the current
-    network never trained on the pool, so its probabilities there are out of sample); every other sampler is the
-    loop's strategy of that name (`smi`: `smi_function`, with the minority classes' training samples as
-    queries)."""
+    is refinement's own, `label_quality` and `activelab` rank the pool's given labels by cleanlab on the current
+    network's probabilities (out of sample after confident learning, whose network never trained on the pool;
+    in sample after Co-teaching, whose networks trained on every sample while the forget rate rose); every other
+    sampler is the loop's strategy of that name (`smi`: `smi_function`, with the minority classes' training
+    samples as queries)."""
     if sampler == "random":
         return random_select(len(pool), budget, seed)
     probs, feats = predict(model, images[pool], device, features=True)

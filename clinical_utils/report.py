@@ -554,9 +554,10 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
     last = final_values(phase2)
     fixed = (last.groupby("strategy")["corrected"].mean() / last.groupby("strategy")["relabeled"].mean()).dropna()
     if len(fixed):
+        random = f"random {fixed['random']:.0%}, " if "random" in fixed else ""
         lines.append(f"- **What the expert's budget fixed**: {fixed.idxmax()} sends the most wrong labels to the "
-                     f"expert ({fixed.max():.0%} of those relabeled were wrong; random "
-                     f"{fixed.get('random', np.nan):.0%}, the lowest {fixed.idxmin()} {fixed.min():.0%}).")
+                     f"expert ({fixed.max():.0%} of those relabeled were wrong; {random}the lowest "
+                     f"{fixed.idxmin()} {fixed.min():.0%}).")
     return "\n".join(lines)
 
 

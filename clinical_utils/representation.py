@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .models import MODELS, build_model
+from .params import is_int, need
 from .records import write_atomic
 from .train import predict, resolve_device
 
@@ -61,6 +62,15 @@ def cache_key(images: np.ndarray, model_name: str, config: PretrainConfig, seed:
                               "device": resolve_device(device).type, "threads": torch.get_num_threads()},
                              sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def pretrain_from(p: dict) -> PretrainConfig | None:
+    """The pretraining a notebook's `pretrain` and `pretrain_epochs` parameters ask for (None: none), checked."""
+    need(p["pretrain"] is None or p["pretrain"] in METHODS, "pretrain", p["pretrain"],
+         f"None or one of {list(METHODS)}")
+    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
+         "a positive whole number")
+    return None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"])
 
 
 def pretrained_backbone(images, model_name: str = "small_cnn", seed: int = 0, config: PretrainConfig = PretrainConfig(),
@@ -119,8 +129,7 @@ def backbone_from_file(path: str | Path, model_name: str, in_channels: int, imag
 def ssl_features(images, model_name: str, state: dict, device: str | torch.device = "cpu") -> np.ndarray:
     """Penultimate features (N, d) float32 of uint8 images (N, C, H, W) through a pretrained backbone."""
     images = np.asarray(images)
-    model = build_model(model_name, images.shape[1], 2, images.shape[2])
-    model.backbone.load_state_dict(state)
+    model = build_model(model_name, images.shape[1], 2, images.shape[2], backbone=state)
     return predict(model, images, device, features=True)[1]
 
 

@@ -79,22 +79,20 @@ def paired_table(frame: pd.DataFrame, metrics=PAIRED_METRICS) -> pd.DataFrame:
 
 
 def paired_recall(recall: pd.DataFrame, method: str = "coteaching_vog", reference: str = "coteaching",
-                  experiment: str = "", column: str = "recall") -> pd.DataFrame:
-    """Phase 1 of label refinement: `method` against `reference` in each class's `column` (clean recall, or the
-    flagged set's "flag precision" / "flag recall"), paired by seed.
+                  experiment: str = "") -> pd.DataFrame:
+    """Phase 1 of label refinement: `method` against `reference` in each class's clean recall, paired by seed.
 
-    recall: `noisy_experiments.recall_frame` (method, seed, class, recall, ...). Same columns as `paired_table`;
-    metric is 'clean recall: <class>' (or '<column>: <class>').
+    recall: `noisy_experiments.recall_frame` (method, seed, class, recall). Same columns as `paired_table`;
+    metric is 'clean recall: <class>'.
     """
     rows = []
-    label = "clean recall" if column == "recall" else column
     for name, part in recall.groupby("class", sort=False):
-        wide = part.pivot_table(index="seed", columns="method", values=column, aggfunc="first")
+        wide = part.pivot_table(index="seed", columns="method", values="recall", aggfunc="first")
         if method not in wide or reference not in wide:
             continue
         both = wide[[method, reference]].dropna()
         mean, low, high = mean_interval(both[method] - both[reference])
-        rows.append([experiment, method, reference, f"{label}: {name}", mean, low, high, len(both)])
+        rows.append([experiment, method, reference, f"clean recall: {name}", mean, low, high, len(both)])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

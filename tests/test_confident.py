@@ -29,6 +29,8 @@ def test_label_issues_flags_the_wrong_labels():
     assert (flags & flipped).sum() / flags.sum() > 0.95 and (flags & flipped).sum() / flipped.sum() > 0.95
     with pytest.raises(ValueError, match="cl_filter_by 'nope' is not one of cleanlab's"):
         label_issues(given, probs, filter_by="nope")
+    with pytest.raises(ValueError, match="cleanlab ignores min_examples_per_class under filter_by 'confident_learning'"):
+        label_issues(given, probs, filter_by="confident_learning", min_examples_per_class=3)
 
 
 def test_a_class_with_very_few_samples_keeps_min_examples_per_class():
@@ -49,10 +51,10 @@ def test_rankings_are_cleanlabs_scores_lowest_first():
     scores = get_label_quality_scores(given, probs)
     assert sorted(order.tolist()) == list(range(60)) and (np.diff(scores[order]) >= 0).all()
     assert flipped[order[:flipped.sum()]].all()  # the wrong labels score lowest
-    order = activelab_order(given, probs)
     scores, _ = get_active_learning_scores(given[:, None], probs)
-    assert sorted(order.tolist()) == list(range(60)) and (np.diff(scores[order]) >= 0).all()
-    assert flipped[order[:flipped.sum()]].mean() > 0.8
+    assert (np.diff(scores[activelab_order(given, probs)]) >= 0).all()
+    # with one annotator ActiveLab's score is a rescaled label-quality score: the same order, said in the docs
+    exact(activelab_order(given, probs), label_quality_order(given, probs))
 
 
 def test_out_of_sample_probabilities_come_from_networks_that_never_saw_the_sample(monkeypatch):
@@ -66,12 +68,12 @@ def test_out_of_sample_probabilities_come_from_networks_that_never_saw_the_sampl
     labels = np.r_[np.zeros(40, int), np.ones(10, int)]
     trained, predicted = {}, {}
 
-    def spy_train(model, x, y, *args):
-        trained[id(model)] = set(x[:, 0, 0, 0].tolist())
+    def spy_train(model, x, y, *args):  # keyed by the model itself, which stays alive (an id could be reused)
+        trained[model] = set(x[:, 0, 0, 0].tolist())
         return train(model, x, y, *args)
 
     def spy_predict(model, x, device):
-        predicted.setdefault(id(model), []).extend(x[:, 0, 0, 0].tolist())
+        predicted.setdefault(model, []).extend(x[:, 0, 0, 0].tolist())
         return predict(model, x, device)
 
     monkeypatch.setattr(confident, "train", spy_train)
