@@ -76,7 +76,7 @@ NOISY_COMMENTS = {
     "model": "'small_cnn' or 'resnet18'",
     "pretrain": "None: phase 1 from random weights; 'simclr': from a backbone pretrained on the training images",
     "pretrain_epochs": "SimCLR epochs (pretrain only); the backbone is cached in <results_dir>/pretrained/",
-    "weights": "None, or a local file of backbone weights to start phase 1 from (e.g. ImageNet's ResNet-18)",
+    "weights": "None, or a local state dict of backbone weights that fit `model` at 28 px, to start phase 1 from",
     "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
     "device": "'auto', 'cpu', 'cuda' or 'mps'",
     "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json (None: kept nowhere)",
