@@ -96,10 +96,11 @@ LABELS = {"rare_class_accuracy": "rare-class test accuracy", "rare_picked_total"
           "accuracy": "test accuracy", "auc": "test AUC", "macro_f1": "macro-F1",
           "recall": "clean samples kept (recall)"}
 SHARES = {"rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc", "remaining_noise", "recall"}
-# Shares whose axis shows all of [0, 1]. The others (counts, the remaining noise, which only falls from the noise
-# rate) are autoscaled to their bands, which are clipped to the metric's range, so the axis cannot leave it by more
-# than matplotlib's 5% margin.
-FULL_RANGE = SHARES - {"remaining_noise"}
+# Shares whose axis starts at 0 (a ratio scale: a zoom that leaves 0 out magnifies small differences) and ends
+# where the data and their bands do, at most 1, so that accuracies of 0-0.2 are not a flat line at the bottom. The
+# others (counts, the remaining noise, which only falls from the noise rate) are autoscaled to their bands, which
+# are clipped to the metric's range, so the axis cannot leave it by more than matplotlib's 5% margin.
+FROM_ZERO = SHARES - {"remaining_noise"}
 MARGIN = 0.03  # y-axis room around [0, 1], so lines on the bounds stay visible
 
 
@@ -158,9 +159,9 @@ def _interval_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return out
 
 
-def _draw(ax, frame: pd.DataFrame, x: str, y: str, labels: dict[str, str], faint=()) -> None:
+def _draw(ax, frame: pd.DataFrame, x: str, y: str, labels: dict[str, str], faint=()) -> float:
     """Mean line per strategy in `labels` with its clipped 95% CI band; strategies in `faint` as thin grey lines
-    without band, below the others. Shares get the y-axis [0, 1] with a small margin."""
+    without band, below the others. Returns the highest band or line drawn (for `_from_zero`)."""
     summary = _interval_frame(frame, x, y)
     styles = _strategy_style(labels)
     for strategy in faint:
@@ -172,8 +173,13 @@ def _draw(ax, frame: pd.DataFrame, x: str, y: str, labels: dict[str, str], faint
         ax.fill_between(part["x"], part["low"], part["high"], color=style["color"], linewidth=0, zorder=2,
                         alpha=alpha / 2 if strategy == "random" else alpha)  # the dark grey would hide the rest
         ax.plot(part["x"], part["mean"], label=labels[strategy], zorder=3, **style)
-    if y in FULL_RANGE:
-        ax.set_ylim(-MARGIN, 1 + MARGIN)
+    return float(np.nanmax([summary["high"].max(), summary["mean"].max()]))
+
+
+def _from_zero(ax, y: str, top: float) -> None:
+    """A share's y-axis from 0 to just above `top` (the highest band of every axis sharing it), at most 1."""
+    if y in FROM_ZERO:
+        ax.set_ylim(-MARGIN, min(1.0, top * 1.1) + MARGIN)
 
 
 def _best(frame: pd.DataFrame, y: str, strategies) -> str | None:
@@ -196,15 +202,17 @@ def round_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, axes = plt.subplots(2, len(families), figsize=(5.4 * len(families), 7.6), squeeze=False,
                              sharex=True, sharey="row", layout="constrained")
     ticks = merged.groupby("round")["labeled"].mean()
+    tops = np.zeros(2)
     for col, family in enumerate(families):
         for row, y in enumerate(("rare_class_accuracy", "rare_picked_total")):
             ax = axes[row, col]
-            _draw(ax, merged, "labeled", y, {s: labels[s] for s in family})
+            tops[row] = max(tops[row], _draw(ax, merged, "labeled", y, {s: labels[s] for s in family}))
             ax.set(xticks=ticks, ylabel=LABELS[y] if col == 0 else "", xlabel="labeled images" if row else "")
             ax.grid(alpha=0.3)
         axes[0, col].set_title("SMI functions" if family[0] in TARGETED else "baselines")
         axes[1, col].legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small",
                             frameon=False)
+    _from_zero(axes[0, 0], "rare_class_accuracy", tops[0])  # the row shares it
     fig.suptitle(_caption(title, frame))
     return fig
 
@@ -230,20 +238,23 @@ def per_class_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     rows, cols = _grid(len(classes))
     fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.6 * rows + 0.6), squeeze=False,
                              sharey=True, layout="constrained")
+    top = 0.0
     for ax, name in zip(axes.flat, classes):
         part = merged[merged["class"] == name]
         if highlight:
             shown = [s for s in (_best(part, "accuracy", [s for s in labels if s in TARGETED]),
                                  _best(part, "accuracy", [s for s in labels if s not in TARGETED and s != "random"]),
                                  "random") if s in labels]
-            _draw(ax, part, x, "accuracy", {s: labels[s] for s in shown}, faint=[s for s in labels if s not in shown])
+            top = max(top, _draw(ax, part, x, "accuracy", {s: labels[s] for s in shown},
+                                 faint=[s for s in labels if s not in shown]))
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small", frameon=False)
         else:
-            _draw(ax, part, x, "accuracy", labels)
+            top = max(top, _draw(ax, part, x, "accuracy", labels))
         ax.set_title(name, fontweight="bold" if name.endswith("(rare)") else "normal")
         ax.set(xlabel="expert labels spent" if x == "relabeled" else "labeled images", ylabel="test accuracy",
                xticks=ticks)
         ax.grid(alpha=0.3)
+    _from_zero(axes.flat[0], "accuracy", top)  # every panel shares it
     spare = list(axes.flat[len(classes):])
     for ax in spare:
         ax.axis("off")
@@ -317,7 +328,7 @@ def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     merged, labels = _merge_identical(frame)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     for ax, y in zip(axes, ("balanced_accuracy", "remaining_noise")):
-        _draw(ax, merged, "relabeled", y, labels)
+        _from_zero(ax, y, _draw(ax, merged, "relabeled", y, labels))
         ax.set(xlabel="expert labels spent", ylabel=LABELS[y], xticks=merged.groupby("round")["relabeled"].mean())
         ax.grid(alpha=0.3)
     fig.legend(handles=axes[0].get_legend_handles_labels()[0], title="sampler", loc="outside right upper",

@@ -106,8 +106,17 @@ def test_bands_are_clipped_to_the_metric_range():
         for ax in axes[row]:
             bands = [p.vertices[:, 1] for c in ax.collections for p in c.get_paths()]
             assert bands and all(((b >= 0) & (b <= high)).all() for b in bands)
-    assert axes[0, 0].get_ylim() == (-report.MARGIN, 1 + report.MARGIN)
+    assert axes[0, 0].get_ylim() == (-report.MARGIN, 1 + report.MARGIN)  # bands reach 1
     assert "mean and 95% CI over 3 seeds" in fig.get_suptitle()
+    low = [_record(s, k, [0, 1, 2 + i], [0.02, 0.1, 0.15 + k / 50]) for i, s in enumerate(("gcmi", "random"))
+           for k in range(3)]
+    ax = _drawn(report.round_curves(report.rounds_frame(low), "t")).axes[0]
+    assert ax.get_ylim()[0] == -report.MARGIN and 0.2 < ax.get_ylim()[1] < 0.5  # from 0, up to the data
+    # panels sharing the axis: it reaches the highest of them (SMI near 0.8, the baselines near 0.2)
+    mixed = low + [_record(s, k, [0, 1, 5 + i], [0.02, 0.1 + i, 0.2 + 0.6 * i])
+                   for i, s in enumerate(("entropy", "flmi")) for k in range(3)]
+    shared = np.array(_drawn(report.round_curves(report.rounds_frame(mixed), "t")).axes).reshape(2, 2)
+    assert shared[0, 0].get_ylim() == shared[0, 1].get_ylim() and 0.8 < shared[0, 1].get_ylim()[1] < 1.04
     assert _legends_clear_of_data(fig)
 
 
