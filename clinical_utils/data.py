@@ -92,9 +92,11 @@ def set_name(flag: str) -> str:
 
 
 def class_names(flag: str) -> tuple[str, ...]:
-    """The class names medmnist gives a flag, in label order."""
+    """The class names medmnist gives a flag, in label order; a bare number (RetinaMNIST's diabetic-retinopathy
+    grades, '0'..'4') is named as the grade it is ('grade 0')."""
     labels = medmnist.INFO[flag]["label"]
-    return tuple(labels[str(k)] for k in range(len(labels)))
+    names = (labels[str(k)] for k in range(len(labels)))
+    return tuple(f"grade {name}" if name.isdigit() else name for name in names)
 
 
 def ensure_file(flag: str, size: int = 28, root: str | os.PathLike | None = None, download: bool = True) -> Path:

@@ -227,3 +227,8 @@ def test_long_tail_rare_classes_must_be_the_smallest(blood):
     assert s.rare_classes == (6,)
     with pytest.raises(D.DataError, match=r"rare class 3 .* gets 40 labeled images, more than class 6 .*order="):
         D.long_tail(blood, 20, 40, 10, order=order, rare_classes=[3])
+
+
+def test_class_names_name_retinamnists_grades():
+    assert D.class_names("retinamnist") == tuple(f"grade {k}" for k in range(5))
+    assert D.class_names("pneumoniamnist") == ("normal", "pneumonia")
