@@ -173,6 +173,29 @@ class LabelingWidget(anywidget.AnyWidget):
         if current is not None and picks:
             self.current = max(0, min(current, len(picks) - 1))
 
+    def __repr__(self) -> str:  # what a saved notebook shows where the live grid was: say what it held
+        current = self.project.current_round()
+        return ("labeling grid: no round yet" if current is None else
+                f"labeling grid, round {current['round']}: {self.progress} (live while the kernel runs; "
+                "picture() draws it)")
+
+    def picture(self, columns: int = 10):
+        """The round's picks as a matplotlib figure (saved with the notebook, unlike the live grid): each image
+        as the model sees it, titled with its label, 'unsure', 'skip' or '?' while unlabeled."""
+        import matplotlib.pyplot as plt
+
+        rows = max(1, -(-len(self.items) // columns))
+        fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.45 * rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, item in zip(axes.flat, self.items):
+            image = self.project.data.pool[self.project.data.pool_paths.index(item["path"])]
+            ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
+            status = item["status"] or "?"
+            ax.set_title(status.removeprefix("label:"), fontsize=8)
+        fig.suptitle(repr(self).split(" (")[0], fontsize=9)
+        return fig
+
     def _next_pending(self) -> int:
         """The first pick without an action after the current one (wrapping), else the current one."""
         order = list(range(self.current + 1, len(self.items))) + list(range(self.current + 1))

@@ -420,6 +420,8 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "        widget.select([item['path'] for item in widget.items].index(path))\n"
             "        widget.label(answers[path])\n"
             "print(widget.progress)"),
+        new_code_cell("picture = widget.picture()  # the round as labeled: the grid above is live only while the "
+                      "kernel runs"),
         new_markdown_cell("## What changed\nRun these cells once the picks are labeled."),
         new_code_cell(
             "given = project.labels()\n"

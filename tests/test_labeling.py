@@ -65,6 +65,11 @@ def test_the_front_end_messages_act_and_errors_show_in_the_grid(folder):
     assert project.labels() == {widget.items[2]["path"]: "lesion"} and widget.message == ""
     widget._on_front_end(widget, {"action": "label", "label": "tumour"}, [])
     assert "unknown class 'tumour'" in widget.message and len(project.labels()) == 1
+    # what a saved notebook keeps: a repr that says what the grid held, and a picture of the round
+    assert repr(widget).startswith("labeling grid, round 0: 1 of 3 labeled")
+    figure = widget.picture(columns=2)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_images()]
+    assert titles == ["?", "?", "lesion"] and len(figure.axes) == 4  # 2 x 2, the spare one empty
 
 
 def test_reopening_resumes_where_the_expert_stopped(folder):
