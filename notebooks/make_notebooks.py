@@ -293,6 +293,8 @@ def summary_notebook() -> nbformat.NotebookNode:
             "    names = class_names(mine[0]['parameters']['dataset'])\n"
             "    noisy = name in NOISY_EXPERIMENTS\n"
             "    title = (configure_noisy if noisy else configure)(name).title()\n"
+            "    run = mine[0]['parameters']  # the runs' own model and rounds: paper_cpu's figures say theirs\n"
+            "    title += f\" ({run.get('model') or run['phase1']['model']}, {run['rounds']} rounds of {run['budget']})\"\n"
             "    display(Markdown(f'## {title}\\n`{name}`'))\n"
             "    metric = 'balanced_accuracy' if noisy else 'rare_picked_total'\n"
             "    rows = paired[(paired['experiment'] == name) & (paired['metric'] == metric)]\n"
