@@ -498,6 +498,7 @@ def findings(frame: pd.DataFrame) -> str:
     lines = [f"**What this shows**, from the records above ({seeds} seeds, {rounds} rounds; every strategy of a "
              "seed starts from the same split and initial model, so differences are paired by seed; an effect "
              "counts only where its 95% confidence interval excludes 0):", ""]
+    verdict = []
     for metric, what in (("rare_picked_total", "rare images found over all rounds"),
                          ("rare_class_accuracy", "rare-class test accuracy after the last round")):
         rows = paired[(paired["metric"] == metric) & paired["strategy"].isin(smi)]
@@ -517,6 +518,13 @@ def findings(frame: pd.DataFrame) -> str:
         one = vs_random[vs_random["strategy"] == best]
         text += f", differs from random by {_interval(one.iloc[0])}." if not one.empty else "."
         lines.append(text)
+        above = [f"{int((part['ci_low'] > 0).sum())} of {len(smi)} above {name}"
+                 for part, name in ((vs_random, "random"), (vs_best, "the best baseline")) if not part.empty]
+        verdict.append(f"{'rare images found' if metric == 'rare_picked_total' else 'rare-class accuracy'}: "
+                       + ", ".join(above))
+    if verdict:  # the one line a reader takes away, before the details
+        lines.insert(2, f"**In one line** (SMI functions, interval excluding 0): {'; '.join(verdict)}.")
+        lines.insert(3, "")
     first = frame[frame["round"] == 0].groupby("seed")["rare_class_accuracy"].first()
     lines.append(f"- **Collapse**: the initial model predicts no rare test image (rare-class accuracy 0) on "
                  f"{int((first == 0).sum())} of {len(first)} seeds.")
@@ -543,6 +551,13 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
     seeds = phase2["seed"].nunique()
     lines = [f"**What this shows**, from the records above ({seeds} seeds, paired by seed; an effect counts only "
              "where its 95% confidence interval excludes 0):", ""]
+    kept = recall[recall["class"].isin(minority)].groupby("method")["recall"].mean()
+    versus = paired_table(phase2, metrics=("balanced_accuracy",))
+    versus = versus[versus["reference"] == "random"]
+    if len(kept) and len(versus):  # the one line a reader takes away, before the details
+        lines += [f"**In one line**: {kept.idxmax()} keeps the most clean minority samples ({kept.max():.0%} "
+                  f"of them); {int((versus['ci_low'] > 0).sum())} of {len(versus)} phase-2 samplers end above "
+                  "random in balanced accuracy.", ""]
     for method, reference, what in (("coteaching_vog", "coteaching", "Co-teaching + VOG keeps a share of its clean "
                                      "samples that differs from Co-teaching's by"),
                                     ("confident_learning", "coteaching_vog", "confident learning (cleanlab) keeps a "

@@ -279,3 +279,16 @@ def test_refinement_findings_name_cleanlabs_samplers_and_what_the_budget_fixed()
     text = report.refinement_findings(phase2, recall, ["rare"])
     assert "confident learning (cleanlab)" in text and "ActiveLab" in text and "cleanlab's label quality" in text
     assert "**What the expert's budget fixed**" in text and "25% of those relabeled were wrong" in text
+    assert "**In one line**: coteaching keeps the most clean minority samples (62% of them); 0 of 2" in text
+
+
+def test_findings_open_with_a_one_line_verdict_from_the_numbers():
+    records = [_record(s, k, [0, 2 + 2 * (s == "flqmi") + k, 4 + 3 * (s == "flqmi") + k],
+                       [0.1, 0.3, 0.4 + 0.3 * (s == "flqmi") + k / 50]) for s in ("flqmi", "entropy", "random")
+               for k in range(3)]
+    text = report.findings(report.rounds_frame(records))
+    lines = text.splitlines()
+    assert lines[0].startswith("**What this shows**")
+    assert lines[2] == ("**In one line** (SMI functions, interval excluding 0): rare images found: 1 of 1 above "
+                        "random, 1 of 1 above the best baseline; rare-class accuracy: 1 of 1 above random, 1 of 1 "
+                        "above the best baseline.")
