@@ -458,9 +458,13 @@ def blind_rounds_table(frame: pd.DataFrame) -> pd.DataFrame:
     later = frame[frame["round"] > 0].dropna(subset=["pool_predicted_rare"])
     blind = np.where(later["pool_predicted_rare"] == 0, "blind", "sees rare")
     table = later.groupby(["experiment", "strategy", blind])["rare_picked"].agg(["mean", "size"]).unstack()
-    table.columns = [f"{what}: {stat}".replace("mean", "rare picked / round").replace("size", "rounds")
-                     for stat, what in table.columns]
-    return table.round(2)
+    out = pd.DataFrame(index=table.index)
+    for what in ("blind", "sees rare"):  # counts as whole numbers, a mean over no rounds as '-', never NaN
+        rounds = table.get(("size", what), pd.Series(0, index=table.index)).fillna(0).astype(int)
+        means = table.get(("mean", what), pd.Series(np.nan, index=table.index))
+        out[f"{what}: rare picked / round"] = [f"{m:.2f}" if n else "-" for m, n in zip(means, rounds)]
+        out[f"{what}: rounds"] = rounds
+    return out
 
 
 def run_overview(frame: pd.DataFrame) -> pd.DataFrame:

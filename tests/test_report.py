@@ -292,3 +292,15 @@ def test_findings_open_with_a_one_line_verdict_from_the_numbers():
     assert lines[2] == ("**In one line** (SMI functions, interval excluding 0): rare images found: 1 of 1 above "
                         "random, 1 of 1 above the best baseline; rare-class accuracy: 1 of 1 above random, 1 of 1 "
                         "above the best baseline.")
+
+
+def test_blind_rounds_table_counts_whole_rounds_and_shows_no_nan():
+    records = [_record(s, 0, [0, 1, 2], [0.0, 0.1, 0.2]) for s in ("flqmi", "random")]
+    for r in records[0]["rounds"]:
+        r["pool_predicted_rare"] = 0  # flqmi: every round blind
+    for r in records[1]["rounds"]:
+        r["pool_predicted_rare"] = 3  # random: none
+    table = report.blind_rounds_table(report.rounds_frame(records))
+    assert table.loc[("exp", "flqmi")].tolist() == ["1.50", 2, "-", 0]
+    assert table.loc[("exp", "random")].tolist() == ["-", 0, "1.50", 2]
+    assert not table.isna().any().any()
