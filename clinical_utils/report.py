@@ -383,6 +383,10 @@ def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title
                       linewidth=1.6)
             ax.scatter(rows["mean_difference"], y, s=36, marker=marker, edgecolors=colours, linewidths=1.4,
                        facecolors=np.where(significant(rows), colours, "white"), zorder=3)
+            tied = (rows["ci_low"] == 0) & (rows["ci_high"] == 0)  # the same final value on every seed
+            for y_tied in y[tied]:
+                ax.annotate(f"identical to {reference}", (0, y_tied), xytext=(6, 0), textcoords="offset points",
+                            va="center", fontsize="x-small", color="#555555")
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set(yticks=range(len(order)), yticklabels=order, ylim=(len(order) - 0.5, -0.5))
         ax.grid(axis="x", alpha=0.3)
@@ -490,6 +494,47 @@ def _verdict(rows: pd.DataFrame) -> str:
     return f"{up} higher, {down} lower, {len(rows) - up - down} not distinguishable"
 
 
+def smi_verdict(frame: pd.DataFrame) -> str:
+    """One CLINICAL experiment in a line: how many SMI functions end above random and above the best baseline,
+    by an interval excluding 0, in rare images found and in rare-class accuracy ('' without SMI runs)."""
+    paired = paired_table(frame)
+    smi = [s for s in FUNCTIONS if s in set(frame["strategy"])]
+    parts = []
+    for metric, what in (("rare_picked_total", "rare images found"), ("rare_class_accuracy", "rare-class accuracy")):
+        rows = paired[(paired["metric"] == metric) & paired["strategy"].isin(smi)]
+        above = [f"{int((part['ci_low'] > 0).sum())} of {len(smi)} above {name}"
+                 for part, name in ((rows[rows["reference"] == "random"], "random"),
+                                    (rows[rows["reference"].str.startswith("best baseline")], "the best baseline"))
+                 if not part.empty]
+        if above:
+            parts.append(f"{what}: {', '.join(above)}")
+    return "; ".join(parts)
+
+
+def refinement_verdict(phase2: pd.DataFrame, recall: pd.DataFrame, minority: list[str]) -> str:
+    """One label-refinement experiment in a line: the phase-1 method that keeps the most clean minority samples,
+    and how many phase-2 samplers end above random in balanced accuracy ('' when either is missing)."""
+    kept = recall[recall["class"].isin(minority)].groupby("method")["recall"].mean()
+    versus = paired_table(phase2, metrics=("balanced_accuracy",))
+    versus = versus[versus["reference"] == "random"]
+    if kept.empty or versus.empty:
+        return ""
+    return (f"{kept.idxmax()} keeps the most clean minority samples ({kept.max():.0%} of them); "
+            f"{int((versus['ci_low'] > 0).sum())} of {len(versus)} phase-2 samplers end above random in balanced "
+            "accuracy")
+
+
+def headline(frame: pd.DataFrame, minority: dict[str, tuple[pd.DataFrame, list[str]]]) -> str:
+    """The summary's first words, in Markdown: each experiment's one-line verdict. frame: `rounds_frame` of every
+    experiment; minority: per label-refinement experiment, its `recall_frame` and minority class names."""
+    lines = ["**In one line per experiment** (paired by seed; an effect counts where its 95% interval excludes 0):",
+             ""]
+    for name, part in frame.groupby("experiment", sort=True):
+        verdict = refinement_verdict(part, *minority[name]) if name in minority else smi_verdict(part)
+        lines.append(f"- `{name}`: {verdict or 'nothing to compare'}.")
+    return "\n".join(lines)
+
+
 def findings(frame: pd.DataFrame) -> str:
     """'What this shows' for one CLINICAL experiment, in Markdown, written from its numbers alone: the SMI
     functions against random and the best baseline (paired over seeds, 95% t intervals), the best function by
@@ -502,7 +547,6 @@ def findings(frame: pd.DataFrame) -> str:
     lines = [f"**What this shows**, from the records above ({seeds} seeds, {rounds} rounds; every strategy of a "
              "seed starts from the same split and initial model, so differences are paired by seed; an effect "
              "counts only where its 95% confidence interval excludes 0):", ""]
-    verdict = []
     for metric, what in (("rare_picked_total", "rare images found over all rounds"),
                          ("rare_class_accuracy", "rare-class test accuracy after the last round")):
         rows = paired[(paired["metric"] == metric) & paired["strategy"].isin(smi)]
@@ -522,13 +566,9 @@ def findings(frame: pd.DataFrame) -> str:
         one = vs_random[vs_random["strategy"] == best]
         text += f", differs from random by {_interval(one.iloc[0])}." if not one.empty else "."
         lines.append(text)
-        above = [f"{int((part['ci_low'] > 0).sum())} of {len(smi)} above {name}"
-                 for part, name in ((vs_random, "random"), (vs_best, "the best baseline")) if not part.empty]
-        verdict.append(f"{'rare images found' if metric == 'rare_picked_total' else 'rare-class accuracy'}: "
-                       + ", ".join(above))
+    verdict = smi_verdict(frame)
     if verdict:  # the one line a reader takes away, before the details
-        lines.insert(2, f"**In one line** (SMI functions, interval excluding 0): {'; '.join(verdict)}.")
-        lines.insert(3, "")
+        lines[2:2] = [f"**In one line** (SMI functions, interval excluding 0): {verdict}.", ""]
     first = frame[frame["round"] == 0].groupby("seed")["rare_class_accuracy"].first()
     lines.append(f"- **Collapse**: the initial model predicts no rare test image (rare-class accuracy 0) on "
                  f"{int((first == 0).sum())} of {len(first)} seeds.")
@@ -555,13 +595,9 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
     seeds = phase2["seed"].nunique()
     lines = [f"**What this shows**, from the records above ({seeds} seeds, paired by seed; an effect counts only "
              "where its 95% confidence interval excludes 0):", ""]
-    kept = recall[recall["class"].isin(minority)].groupby("method")["recall"].mean()
-    versus = paired_table(phase2, metrics=("balanced_accuracy",))
-    versus = versus[versus["reference"] == "random"]
-    if len(kept) and len(versus):  # the one line a reader takes away, before the details
-        lines += [f"**In one line**: {kept.idxmax()} keeps the most clean minority samples ({kept.max():.0%} "
-                  f"of them); {int((versus['ci_low'] > 0).sum())} of {len(versus)} phase-2 samplers end above "
-                  "random in balanced accuracy.", ""]
+    verdict = refinement_verdict(phase2, recall, minority)
+    if verdict:  # the one line a reader takes away, before the details
+        lines += [f"**In one line**: {verdict}.", ""]
     for method, reference, what in (("coteaching_vog", "coteaching", "Co-teaching + VOG keeps a share of its clean "
                                      "samples that differs from Co-teaching's by"),
                                     ("confident_learning", "coteaching_vog", "confident learning (cleanlab) keeps a "

@@ -285,7 +285,13 @@ def summary_notebook() -> nbformat.NotebookNode:
             "paired = pd.concat([stats.paired_table(frame)] + [stats.paired_recall(recall, experiment=name)\n"
             "                                                  for name, recall in recalls.items()], ignore_index=True)\n"
             "report.save_csv(paired, f'{tables_dir}/paired.csv')\n"
+            "minorities = {}  # per label-refinement experiment: its clean-recall frame and minority class names\n"
+            "for name, recall in recalls.items():\n"
+            "    first = next(r for r in records if r['parameters']['experiment'] == name)\n"
+            "    names = class_names(first['parameters']['dataset'])\n"
+            "    minorities[name] = (recall, [names[c] for c in first['rare_classes']])\n"
             "report.run_overview(frame)"),
+        new_code_cell("Markdown(report.headline(frame, minorities))"),
         new_code_cell(
             "saved = []\nfor name in experiments:\n"
             "    mine = [r for r in records if r['parameters']['experiment'] == name]\n"
@@ -327,7 +333,8 @@ def summary_notebook() -> nbformat.NotebookNode:
         new_code_cell("report.paired_view(paired)"),
         new_markdown_cell("### Phase 1: Co-teaching + VOG against Co-teaching, clean recall per class"),
         new_code_cell("recall_rows = paired[paired['metric'].str.startswith('clean recall')]\n"
-                      "recall_rows.round(3) if len(recall_rows) else 'no label-refinement records'"),
+                      "(recall_rows.set_index(['experiment', 'metric', 'strategy', 'reference']).round(3)\n"
+                      " if len(recall_rows) else 'no label-refinement records')"),
         new_markdown_cell(
             "## When the model is blind to the rare classes\nSeeds whose initial model predicts no test image "
             "rare (rare-class accuracy 0), and how often the model that picks a round's images predicts no pool "

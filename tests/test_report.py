@@ -304,3 +304,25 @@ def test_blind_rounds_table_counts_whole_rounds_and_shows_no_nan():
     assert table.loc[("exp", "flqmi")].tolist() == ["1.50", 2, "-", 0]
     assert table.loc[("exp", "random")].tolist() == ["-", 0, "1.50", 2]
     assert not table.isna().any().any()
+
+
+def test_paired_figure_says_where_a_strategy_is_identical_to_its_reference():
+    paired = pd.DataFrame([["e", "margin", "best baseline (entropy)", "rare_picked_total", 0.0, 0.0, 0.0, 3],
+                           ["e", "margin", "random", "rare_picked_total", 5.0, 2.0, 8.0, 3],
+                           ["e", "flqmi", "random", "rare_picked_total", 7.0, 3.0, 11.0, 3]],
+                          columns=stats.COLUMNS)
+    fig = _drawn(report.paired_figure(paired))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["identical to best baseline"]
+
+
+def test_headline_gives_each_experiment_its_verdict():
+    clinical = [_record(s, k, [0, 2 + 2 * (s == "flqmi") + k, 4 + 3 * (s == "flqmi") + k],
+                        [0.1, 0.3, 0.4 + 0.3 * (s == "flqmi") + k / 50], experiment="a")
+                for s in ("flqmi", "random") for k in range(3)]
+    refined = [{**_refinement(s, k), "parameters": {**_refinement(s, k)["parameters"], "experiment": "b"}}
+               for s in ("random", "loss") for k in range(3)]
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": "rare", "recall": 0.5 + (m == "coteaching") / 10}
+                           for m in ("coteaching", "coteaching_vog") for k in range(3)])
+    text = report.headline(report.rounds_frame(clinical + refined), {"b": (recall, ["rare"])})
+    assert "- `a`: rare images found: 1 of 1 above random" in text
+    assert "- `b`: coteaching keeps the most clean minority samples (60% of them)" in text
