@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The batch runs as per-seed shards on WORKERS Dask worker processes, one thread each (the reference's thread count,
-# so records compare): by default one per usable core, fewer where memory is short (2 here; README: minutes and
+# so records compare): by default one per usable core, fewer where memory is short (2 here; docs/setup.md: minutes and
 # memory measured). WORKERS=1 runs the notebooks one after the other in this process, as the reference was made.
 WORKERS ?= $(shell $(PY) -m clinical_utils.environment --workers)
 

@@ -628,7 +628,7 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-markdown rendering of a table with a (multi-)index, for the README."""
+    """A GitHub-markdown rendering of a table with a (multi-)index, for the results page."""
     frame = table.reset_index()
     names = [" vs ".join(p for p in c if p) if isinstance(c, tuple) else str(c) for c in frame.columns]
     lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
@@ -637,9 +637,10 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def readme_tables(results_dir: str | Path) -> str:
-    """The README's results tables, as Markdown, from the records under results_dir: per CLINICAL experiment the
-    final round (mean ± sd) and the paired differences, the collapse table, and per label-refinement experiment the
-    final round and phase 1's clean recall. `python -m clinical_utils.report results/quick` prints them."""
+    """The results page's tables (docs/results.md), as Markdown, from the records under results_dir: per CLINICAL
+    experiment the final round (mean ± sd) and the paired differences, the collapse table, and per label-refinement
+    experiment the final round and phase 1's clean recall. `python -m clinical_utils.report results/quick` prints
+    them."""
     frame = rounds_frame(load_records(results_dir))
     parts = []
     for name, part in frame.groupby("experiment", sort=True):

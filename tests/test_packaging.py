@@ -68,6 +68,16 @@ def test_readme_is_a_front_page_whose_links_reach_the_docs():
     assert pages <= listed, f"docs pages missing from mkdocs.yml's nav: {sorted(pages - listed)}"
 
 
+def test_the_claims_table_is_the_same_on_the_front_page_and_the_results_page():
+    def claims(text: str) -> list[str]:
+        lines = text.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith("| claim |")))
+        end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+        return lines[start:end]
+
+    assert claims((ROOT / "README.md").read_text()) == claims((ROOT / "docs" / "results.md").read_text())
+
+
 def test_citation_file_cites_this_companion_and_the_works_it_reproduces():
     """GitHub's "Cite this repository" reads CITATION.cff (validated with cffconvert when it was written)."""
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
