@@ -335,9 +335,7 @@ class LabelingProject:
             raise LabelingError("head_only trains a linear head on a pretrained backbone: set pretrain too")
         device, seed = resolve_device(device), self.seed if seed is None else seed
         net = build_model(model, self.data.dataset.n_channels, len(self.class_names), self.data.dataset.size,
-                          seed=seed)
-        if pretrain is not None:
-            net.backbone.load_state_dict(self.backbone(model, pretrain, device))
+                          seed=seed, backbone=None if pretrain is None else self.backbone(model, pretrain, device))
         train(net, images, labels, train_config.for_device(device), device, seed)
         val = self.data.dataset.val
         metrics = classification_metrics(val.labels, predict(net, val.images, device)) if len(val.labels) else None

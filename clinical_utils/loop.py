@@ -161,10 +161,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
 
     def fresh_model(model_seed: int):
         """A new model for one round: its head from `model_seed`, its backbone pretrained where asked."""
-        model = build_model(model_name, data.n_channels, k, data.size, seed=model_seed)
-        if backbone is not None:
-            model.backbone.load_state_dict(backbone)
-        return model
+        return build_model(model_name, data.n_channels, k, data.size, seed=model_seed, backbone=backbone)
 
     picker = None  # the model that picks: the previous round's
     for round_ in range(len(record["rounds"]), rounds + 1):

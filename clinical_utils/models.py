@@ -50,12 +50,18 @@ def _small_cnn_backbone(in_channels: int) -> nn.Module:
     )
 
 
-def build_model(name: str, in_channels: int, n_classes: int, image_size: int = 28, seed: int = 0) -> Classifier:
-    """A freshly initialised classifier; the same seed gives the same weights, without touching global RNG state."""
+def build_model(name: str, in_channels: int, n_classes: int, image_size: int = 28, seed: int = 0,
+                backbone: dict | None = None) -> Classifier:
+    """A freshly initialised classifier; the same seed gives the same weights, without touching global RNG state.
+    backbone: a state dict (pretrained, or read from a file) that replaces the backbone's fresh weights."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {MODELS}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "resnet18":
-            return Classifier(_resnet18_backbone(in_channels, image_size), 512, n_classes)
-        return Classifier(_small_cnn_backbone(in_channels), 128, n_classes)
+            model = Classifier(_resnet18_backbone(in_channels, image_size), 512, n_classes)
+        else:
+            model = Classifier(_small_cnn_backbone(in_channels), 128, n_classes)
+    if backbone is not None:
+        model.backbone.load_state_dict(backbone)
+    return model

@@ -88,8 +88,7 @@ def pretrained_backbone(images, model_name: str = "small_cnn", seed: int = 0, co
 def ssl_features(images, model_name: str, state: dict, device: str | torch.device = "cpu") -> np.ndarray:
     """Penultimate features (N, d) float32 of uint8 images (N, C, H, W) through a pretrained backbone."""
     images = np.asarray(images)
-    model = build_model(model_name, images.shape[1], 2, images.shape[2])
-    model.backbone.load_state_dict(state)
+    model = build_model(model_name, images.shape[1], 2, images.shape[2], backbone=state)
     return predict(model, images, device, features=True)[1]
 
 
