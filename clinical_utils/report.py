@@ -134,6 +134,23 @@ def _merge_identical(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]
     return frame[frame["strategy"].isin(labels)], labels
 
 
+def _merge_identical_rows(paired: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """`_merge_identical` for one experiment's `stats.paired_table` rows: strategies whose every difference and
+    interval equal an earlier one's (e.g. loss, label_quality and activelab, which rank alike) are drawn once."""
+    def key(strategy):
+        rows = paired[paired["strategy"] == strategy].sort_values("reference")
+        return rows[["reference", "mean_difference", "ci_low", "ci_high"]].to_numpy().tolist()
+
+    labels: dict[str, str] = {}
+    for strategy in _order(paired):
+        twin = next((kept for kept in labels if key(kept) == key(strategy)), None)
+        if twin is None:
+            labels[strategy] = strategy
+        else:
+            labels[twin] += f" = {strategy}"
+    return paired[paired["strategy"].isin(labels)], labels
+
+
 def _seeds_text(counts: pd.Series) -> str:
     """'N seeds' from seed counts per group, or 'a-b seeds' when they differ."""
     low, high = int(counts.min()), int(counts.max())
@@ -368,11 +385,11 @@ def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title
     if part.empty:
         raise ValueError(f"the paired table has no rows for metric {metric!r}; it has {sorted(set(paired['metric']))}")
     experiments = list(dict.fromkeys(part["experiment"]))
-    sizes = [part.loc[part["experiment"] == e, "strategy"].nunique() for e in experiments]
+    sizes = [_merge_identical_rows(part[part["experiment"] == e])[0]["strategy"].nunique() for e in experiments]
     fig, axes = plt.subplots(len(experiments), 1, figsize=(7.5, 0.3 * sum(sizes) + 1.1 * len(experiments) + 1),
                              height_ratios=sizes, squeeze=False, layout="constrained")
     for ax, experiment in zip(axes[:, 0], experiments):
-        mine = part[part["experiment"] == experiment]
+        mine, labels = _merge_identical_rows(part[part["experiment"] == experiment])
         order = _order(mine)
         for reference, marker, shift in (("random", "o", -0.18), ("best baseline", "s", 0.18)):
             rows = mine[mine["reference"].str.startswith(reference)]
@@ -388,7 +405,7 @@ def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title
                 ax.annotate(f"identical to {reference}", (0, y_tied), xytext=(6, 0), textcoords="offset points",
                             va="center", fontsize="x-small", color="#555555")
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.set(yticks=range(len(order)), yticklabels=order, ylim=(len(order) - 0.5, -0.5))
+        ax.set(yticks=range(len(order)), yticklabels=[labels[s] for s in order], ylim=(len(order) - 0.5, -0.5))
         ax.grid(axis="x", alpha=0.3)
         best = mine.loc[mine["reference"].str.startswith("best baseline"), "reference"]
         ax.set_title(f"{experiment}: {_seeds_text(mine['seeds'])}" + (f", {best.iloc[0]}" if len(best) else ""),

@@ -210,6 +210,18 @@ def test_paired_figure_draws_one_whisker_per_row():
         report.paired_figure(paired, "auc")
 
 
+def test_paired_figure_draws_strategies_that_rank_alike_once():
+    """loss, label_quality and activelab order a pool alike: one row, every name on it; a strategy that differs
+    in one interval keeps its own row."""
+    paired = _paired()
+    twins = paired[paired["strategy"] == "flmi"].assign(strategy="gcmi")
+    near = paired[paired["strategy"] == "flmi"].assign(strategy="logdetmi")
+    near.loc[near.index[0], "ci_high"] += 0.5
+    fig = report.paired_figure(pd.concat([paired, twins, near]), "rare_picked_total")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["flmi = gcmi", "logdetmi", "badge", "random"]
+
+
 def test_every_figure_is_saved_identically_twice(tmp_path):
     frame = report.rounds_frame([_record(s, k, [0, 1, 2], [0.1, 0.4, 0.6 + k / 10]) for s in ("gcmi", "margin")
                                  for k in (0, 1)])
