@@ -3,10 +3,11 @@
 Start: the phase-1 network and its training set, the samples it kept as clean with their given (noisy) labels.
 Each round the sampler picks `budget` samples from the pool (those not kept and not yet relabeled), the simulated
 expert gives their true labels, they join the training set, the network is fine-tuned on it, and everything is
-evaluated. Samplers: the active-learning baselines, `loss` (largest loss against the given label), cleanlab's
-rankings of the given labels (`label_quality`: lowest label-quality score first; `activelab`: ActiveLab's score
-with the given label as the one annotator), and `smi`: SMI selection with the minority classes' clean samples
-(kept with a minority label, or relabeled into one) as the query set, CLINICAL's idea applied to relabeling.
+evaluated. Samplers (`selection.registry`): the active-learning baselines, `loss` (largest loss against the given
+label), cleanlab's rankings of the given labels (`label_quality`: lowest label-quality score first; `activelab`:
+ActiveLab's score with the given label as the one annotator), and `smi`: SMI selection with the minority classes'
+clean samples (kept with a minority label, or relabeled into one) as the query set, CLINICAL's idea applied to
+relabeling.
 
 The authors' code also quietly sets to their true labels, outside the budget, the samples phase 1 wrongly kept
 as clean; that is off here and on only with `correct_kept_noise=True` (then the budget is no longer the whole
@@ -21,36 +22,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .confident import activelab_order, label_quality_order
-from .loop import select
+from .loop import OFFERS, PoolInputs
 from .records import open_record, write_json_atomic
-from .selection import UNCONDITIONAL, random_select
+from .selection import FUNCTIONS, UNCONDITIONAL
+from .selection.registry import available, pick
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
-SAMPLERS = ("random", "entropy", "margin", "least_confidence", "bald", "coreset", "loss", "label_quality", "activelab",
-            "smi")
-RANKINGS = {"label_quality": label_quality_order, "activelab": activelab_order}  # cleanlab's, of the given labels
+# Every strategy the loop runs, and those that read the given labels; one SMI function, named by smi_function,
+# runs as the sampler `smi` (the six functions as samplers of their own would multiply every batch by six).
+SAMPLERS = tuple(s for s in available((*OFFERS, "given_labels", "smi_function")) if s not in FUNCTIONS)
 
 
 def _select(sampler: str, model, images, labels, pool, training, rare_classes, budget, seed, device,
             smi_function) -> np.ndarray:
-    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. `loss`
-    is refinement's own, `label_quality` and `activelab` rank the pool's given labels by cleanlab on the current
-    network's probabilities (out of sample after confident learning, whose network never trained on the pool;
-    in sample after Co-teaching, whose networks trained on every sample while the forget rate rose); every other
-    sampler is the loop's strategy of that name (`smi`: `smi_function`, with the minority classes' training
-    samples as queries)."""
-    if sampler == "random":
-        return random_select(len(pool), budget, seed)
-    probs, feats = predict(model, images[pool], device, features=True)
-    if sampler == "loss":  # largest cross-entropy against the given label first
-        loss = -np.log(np.clip(probs[np.arange(len(pool)), labels[pool]], 1e-12, None))
-        return np.argsort(-loss, kind="stable")[:budget]
-    if sampler in RANKINGS:
-        return RANKINGS[sampler](labels[pool], probs)[:budget]
+    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. The
+    rankings of given labels (`loss`, `label_quality`, `activelab`) read the current network's probabilities (out
+    of sample after confident learning, whose network never trained on the pool; in sample after Co-teaching,
+    whose networks trained on every sample while the forget rate rose); `smi` runs `smi_function` with the
+    minority classes' training samples as queries."""
     queries = training[np.isin(labels[training], rare_classes)]
-    return select(smi_function if sampler == "smi" else sampler, model, probs, feats, images[training],
-                  labels[training], rare_classes, images[queries], labels[queries], budget, seed, device)
+    return pick(sampler, PoolInputs(model, device, pool_images=images[pool], labeled_images=images[training],
+                                    labeled_labels=labels[training], rare_classes=rare_classes,
+                                    query_images=images[queries], query_labels=labels[queries], seed=seed,
+                                    smi_function=smi_function, given_labels=labels[pool]), budget, seed)
 
 
 def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labels, kept, test_images, test_labels,
