@@ -13,13 +13,12 @@ import os
 import time
 from dataclasses import asdict
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
 from .data import MedMNIST, Scenario, check_scenario
 from .models import build_model
-from .records import fingerprint, open_record, write_json_atomic
+from .records import RunRecord, fingerprint
 from .representation import PretrainConfig, pretrained_backbone
 from .selection import FUNCTIONS, gradient_embedding, mc_dropout_probs
 from .selection.registry import available, pick
@@ -172,10 +171,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                   "scenario_sha1": fingerprint(scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
     if pretrain is not None:  # stored only when set, so records made before the option stay equal to new runs
         parameters["pretrain"] = asdict(pretrain)
-    path = None if record_path is None else Path(record_path)
-    record = open_record(path, parameters, scenario.rare_classes, device)
-    if record["finished"]:
-        return record
+    record = RunRecord(record_path, parameters, scenario.rare_classes, device)
+    if record.finished:
+        return record.data
     labeled = np.array(scenario.labeled)
     in_pool = np.ones(len(scenario.pool), bool)
     picked_rare = []  # train indices of rare images found so far: they join the query set
@@ -188,7 +186,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         picked_rare.extend(i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes)
         picked_rare.sort()
 
-    for done in record["rounds"][1:]:  # replay what earlier runs picked
+    for done in record.rounds[1:]:  # replay what earlier runs picked
         reveal(np.asarray(done["selected"], dtype=np.int64))
     rare_exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], scenario.rare_classes)]
     test_images, test_labels = data.test.images[scenario.test], data.test.labels[scenario.test]
@@ -203,7 +201,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         return build_model(model_name, data.n_channels, k, data.size, seed=model_seed, backbone=backbone)
 
     picker = None  # the model that picks: the previous round's
-    for round_ in range(len(record["rounds"]), rounds + 1):
+    for round_ in range(len(record.rounds), rounds + 1):
         rseed = round_seed(seed, round_)
         selected = np.zeros(0, dtype=np.int64)
         select_seconds, pool_predicted_rare = 0.0, None
@@ -242,7 +240,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                 initial_models[key] = ({n: t.detach().clone() for n, t in model.state_dict().items()}, fit)
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
-        record["rounds"].append({
+        record.append({
             "round": round_,
             "labeled_per_class": np.bincount(data.train.labels[labeled], minlength=k).tolist(),
             "selected_per_class": np.bincount(data.train.labels[selected], minlength=k).tolist(),
@@ -254,10 +252,5 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             # pool images the model that picked this round's images predicted rare
             "select_seconds": select_seconds, "pool_predicted_rare": pool_predicted_rare,
         })
-        if path is not None:
-            write_json_atomic(path, record)
         picker = model
-    record["finished"] = True
-    if path is not None:
-        write_json_atomic(path, record)
-    return record
+    return record.finish()

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .loop import OFFERS, PoolInputs
-from .records import open_record, write_json_atomic
+from .records import RunRecord
 from .selection import FUNCTIONS, UNCONDITIONAL
 from .selection.registry import available, pick
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
@@ -76,11 +75,10 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
     params = {**(parameters or {}), "strategy": sampler, "rounds": rounds, "budget": budget, "seed": seed,
               "finetune": finetune.for_device(device).as_record(), "smi_function": smi_function,
               "correct_kept_noise": correct_kept_noise, "kept": int(kept.sum()), "n": len(kept)}
-    path = None if record_path is None else Path(record_path)
-    record = open_record(path, params, rare_classes, device)
-    if record["finished"]:
-        return record
-    done = len(record["rounds"])  # rounds replayed, not re-selected or re-evaluated
+    record = RunRecord(record_path, params, rare_classes, device)
+    if record.finished:
+        return record.data
+    done = len(record.rounds)  # rounds replayed, not re-selected or re-evaluated
     labels = noisy_labels.copy()
     if correct_kept_noise:
         labels[kept] = true_labels[kept]
@@ -92,7 +90,7 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             pool = np.flatnonzero(~kept & ~relabeled)
             start = time.perf_counter()
             if round_ < done:
-                selected = np.asarray(record["rounds"][round_]["selected"], np.int64)
+                selected = np.asarray(record.rounds[round_]["selected"], np.int64)
             else:
                 selected = pool[_select(sampler, model, images, labels, pool, np.flatnonzero(kept | relabeled),
                                         rare_classes, budget, rseed, device, smi_function)]
@@ -106,7 +104,7 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             continue
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
-        record["rounds"].append({
+        record.append({
             "round": round_,
             "labeled_per_class": np.bincount(labels[training], minlength=k).tolist(),
             "selected_per_class": np.bincount(true_labels[selected], minlength=k).tolist(),
@@ -119,9 +117,4 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             "train_seconds": fit_seconds, "train_epochs": finetune.epochs if round_ else 0,
             "select_seconds": select_seconds,
         })
-        if path is not None:
-            write_json_atomic(path, record)
-    record["finished"] = True
-    if path is not None:
-        write_json_atomic(path, record)
-    return record
+    return record.finish()

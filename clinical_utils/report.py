@@ -15,7 +15,7 @@ import pandas as pd
 
 from .data import MedMNIST
 from .noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame
-from .records import read_json, write_atomic
+from .records import read_json, record_paths, write_atomic
 from .selection import FUNCTIONS
 from .selection.registry import STRATEGIES
 from .stats import TARGETED, best_baseline, final_values, mean_interval, paired_recall, paired_table, significant
@@ -27,7 +27,7 @@ REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement r
 def load_records(results_dir: str | Path) -> list[dict]:
     """Every run record under results_dir/<experiment>/<strategy>/seed<k>.json (other folders are ignored)."""
     records = []
-    for path in sorted(Path(results_dir).glob("*/*/seed*.json")):
+    for path in record_paths(results_dir):
         record = read_json(path)
         if "rounds" in record and "parameters" in record:
             record["parameters"].setdefault("experiment", path.parent.parent.name)
