@@ -1,10 +1,10 @@
-"""Confident learning and its rankings, through cleanlab's public API (Northcutt et al., JAIR 2021; ActiveLab,
-Goh and Mueller 2023).
+"""Confident learning as label refinement's phase-1 detector, through cleanlab's public API (Northcutt et al.,
+JAIR 2021).
 
-Phase 1 (`confident_learning`): cleanlab needs predicted probabilities *out of sample*, so each training sample's
-come from a network trained on the other folds (K-fold cross-validation, stratified by the given label);
-`cleanlab.filter.find_label_issues` then flags the samples whose given label it believes wrong. Phase 2 rankings
-(`label_quality`, `activelab`): which flagged samples an expert should relabel first, lowest score first.
+cleanlab needs predicted probabilities *out of sample*, so each training sample's come from a network trained on
+the other folds (K-fold cross-validation, stratified by the given label); `cleanlab.filter.find_label_issues` then
+flags the samples whose given label it believes wrong. Its rankings for phase 2 are selection strategies
+(`selection.label_quality`).
 """
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import warnings
 
 import numpy as np
 from cleanlab.filter import find_label_issues
-from cleanlab.multiannotator import get_active_learning_scores
-from cleanlab.rank import get_label_quality_scores
 from sklearn.model_selection import StratifiedKFold
 
 from .train import TrainConfig, predict, train
@@ -56,17 +54,3 @@ def label_issues(labels, probs: np.ndarray, filter_by: str = "prune_by_noise_rat
     # n_jobs=1: no worker processes forked from a torch process (a pool buys nothing for a few classes)
     return find_label_issues(np.asarray(labels), probs, filter_by=filter_by,
                              min_examples_per_class=min_examples_per_class, n_jobs=1)
-
-
-def label_quality_order(labels, probs: np.ndarray) -> np.ndarray:
-    """Positions (N,) from the least to the most likely correct given label: cleanlab's label-quality score
-    (self-confidence, the predicted probability of the given label), lowest first, ties by position."""
-    return np.argsort(get_label_quality_scores(np.asarray(labels), probs), kind="stable")
-
-
-def activelab_order(labels, probs: np.ndarray) -> np.ndarray:
-    """Positions (N,) in ActiveLab's order for one more label, with the given label as the one annotator; lowest
-    first, ties by position. With one annotator cleanlab 2.9 scores (2 self-confidence + 1/K) / 3, so the order
-    is `label_quality_order`'s exactly (tested): ActiveLab adds over it only with several annotators."""
-    scores, _ = get_active_learning_scores(np.asarray(labels)[:, None], probs)
-    return np.argsort(scores, kind="stable")

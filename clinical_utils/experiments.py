@@ -26,7 +26,7 @@ from .loop import EMBEDDINGS, QUERY_MODES, STRATEGIES, run_active_learning
 from .models import MODELS
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
-from .records import results_folder
+from .records import record_path, results_folder
 from .representation import PretrainConfig, pretrain_from
 from .train import CLASS_WEIGHTS, TrainConfig
 
@@ -231,10 +231,6 @@ def build_scenario(data: MedMNIST, config: Config, seed: int) -> Scenario:
     return long_tail(data, config.imbalance, config.labeled, config.pool, order=config.order,
                      rare_classes=config.rare_classes,
                      exemplars_per_class=config.exemplars_per_class, balanced_test=config.balanced_test, seed=seed)
-
-
-def record_path(results_dir: str | Path, experiment: str, strategy: str, seed: int) -> Path:
-    return Path(results_dir) / experiment / strategy / f"seed{seed}.json"
 
 
 def seed_records(results_dir: str | Path, config: Config, seed: int) -> list[Path]:

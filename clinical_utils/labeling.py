@@ -33,6 +33,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import filelock
 import numpy as np
@@ -45,7 +46,8 @@ from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
 from .models import build_model
 from .records import differing, remove_stale_temporaries, write_atomic, write_csv_atomic
 from .representation import PretrainConfig, pretrained_backbone, ssl_features
-from .selection import CONDITIONAL, FUNCTIONS, random_select, smi_select, typiclust_select
+from .selection import CONDITIONAL, FUNCTIONS, typiclust_select
+from .selection.registry import pick
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 EXPERT_ACTIONS = ("label", "unsure", "skip")
@@ -407,12 +409,15 @@ class LabelingProject:
         pool = ssl_features(self.data.pool[[self._index[p] for p in available]], model, state, device)
         queries = np.isin(labels, rare)
         if strategy == "random":
-            used, positions = "random", random_select(len(available), budget, seed)
+            used, positions = "random", pick("random", SimpleNamespace(n=len(available)), budget, seed)
         elif strategy in FUNCTIONS and queries.any() and (strategy not in CONDITIONAL or (~queries).any()):
             used = strategy  # a conditional function conditions on the labeled images of the other classes
-            private = ssl_features(images[~queries], model, state, device) if strategy in CONDITIONAL else None
-            positions = smi_select(strategy, pool, ssl_features(images[queries], model, state, device), budget,
-                                   private)
+            inputs = SimpleNamespace(
+                n=len(available), pool_embedding=pool, smi_params={},
+                query_embedding=ssl_features(images[queries], model, state, device),
+                private_embedding=ssl_features(images[~queries], model, state, device) if strategy in CONDITIONAL
+                else None)
+            positions = pick(strategy, inputs, budget, seed)
         else:
             used = "typiclust"
             positions = typiclust_select(pool, budget, ssl_features(images, model, state, device) if len(images)

@@ -12,20 +12,23 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict
-from pathlib import Path
+from functools import cached_property
 
 import numpy as np
 
 from .data import MedMNIST, Scenario, check_scenario
 from .models import build_model
-from .records import fingerprint, open_record, write_json_atomic
+from .records import RunRecord, fingerprint
 from .representation import PretrainConfig, pretrained_backbone
-from .selection import (BASELINES, CONDITIONAL, FUNCTIONS, badge_select, bald_select, coreset_select, entropy_select,
-                        gradient_embedding, least_confidence_select, margin_select, mc_dropout_probs,
-                        random_select, smi_select)
+from .selection import FUNCTIONS, gradient_embedding, mc_dropout_probs
+from .selection.registry import available, pick
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
-STRATEGIES = FUNCTIONS + BASELINES
+# What a selection step of the loop can compute, hence the strategies it runs: every one but those that read
+# given labels (the pool's labels are unknown here) or run an SMI function named elsewhere.
+OFFERS = ("probs", "features", "mc_probs", "labeled_features", "pool_embedding", "query_embedding",
+          "private_embedding", "smi_params")
+STRATEGIES = available(OFFERS)
 QUERY_MODES = ("all", "misclassified")
 # What the SMI functions compare. "gradients": the authors' gradient embeddings, pool images at their predicted
 # label. When the model predicts no pool image rare, e = p - onehot(common) points away from every rare query's
@@ -50,40 +53,75 @@ def _smi_embedding(probs, feats, embedding: str, labels=None, rare_classes=()):
     return gradient_embedding(probs, feats, labels=labels)
 
 
+class PoolInputs:
+    """What a strategy may read about one selection step (`selection.registry` names them), each computed from
+    the picking model on first read, so a strategy costs only what it uses.
+
+    pool_images (n, C, H, W) uint8, or probs (n, K) and feats (n, d) already computed on them; labeled_images
+    (m, C, H, W) and labeled_labels (m,): what is labeled (coreset covers it; the conditional SMI functions
+    condition on its common-class images). query_images / query_labels: the rare exemplars the SMI functions
+    target. given_labels (n,): the pool's given labels (label refinement), None where unknown."""
+
+    def __init__(self, model, device, *, pool_images=None, probs=None, feats=None, labeled_images=None,
+                 labeled_labels=None, rare_classes=(), query_images=None, query_labels=None, seed: int = 0,
+                 smi_params: dict | None = None, embedding: str = "gradients", smi_function: str | None = None,
+                 given_labels=None):
+        self.model, self.device, self.seed, self.embedding = model, device, seed, embedding
+        self.pool_images, self.labeled_images, self.labeled_labels = pool_images, labeled_images, labeled_labels
+        self.rare_classes, self.query_images, self.query_labels = rare_classes, query_images, query_labels
+        self.smi_params, self.smi_function, self.given_labels = dict(smi_params or {}), smi_function, given_labels
+        self.n = len(pool_images) if probs is None else len(probs)
+        if probs is not None:
+            self.__dict__.update(probs=probs, features=feats)
+
+    @cached_property
+    def _outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        return predict(self.model, self.pool_images, self.device, features=True)
+
+    @cached_property
+    def probs(self) -> np.ndarray:
+        return self._outputs[0]
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        return self._outputs[1]
+
+    @cached_property
+    def mc_probs(self) -> np.ndarray:  # MC dropout on the features through the model's head
+        head = self.model.head
+        return mc_dropout_probs(self.features, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=self.seed)
+
+    @cached_property
+    def labeled_features(self) -> np.ndarray:
+        return predict(self.model, self.labeled_images, self.device, features=True)[1]
+
+    @cached_property
+    def pool_embedding(self):
+        return _smi_embedding(self.probs, self.features, self.embedding, rare_classes=self.rare_classes)
+
+    @cached_property
+    def query_embedding(self):
+        q_probs, q_feats = predict(self.model, self.query_images, self.device, features=True)
+        return _smi_embedding(q_probs, q_feats, self.embedding, labels=self.query_labels)
+
+    @cached_property
+    def private_embedding(self):  # what is already covered: the labeled common images
+        common = ~np.isin(self.labeled_labels, self.rare_classes)
+        p_probs, p_feats = predict(self.model, self.labeled_images[common], self.device, features=True)
+        return _smi_embedding(p_probs, p_feats, self.embedding, labels=self.labeled_labels[common])
+
+
 def select(strategy: str, model, probs: np.ndarray, feats: np.ndarray, labeled_images: np.ndarray,
            labeled_labels: np.ndarray, rare_classes, query_images: np.ndarray, query_labels: np.ndarray, budget: int,
            seed: int, device, smi_params: dict | None = None, embedding: str = "gradients") -> np.ndarray:
-    """Positions into the pool (budget,), in pick order, by any strategy of `STRATEGIES`.
-
-    probs (n, K) and feats (n, d): the model's outputs on the n pool images. labeled_images (m, C, H, W) uint8 and
-    labeled_labels (m,): what is labeled (coreset covers it; the conditional SMI functions condition on its
-    common-class images). query_images / query_labels: the rare exemplars the SMI functions target.
-    """
-    if strategy == "random":
-        return random_select(len(probs), budget, seed)
-    if strategy == "bald":  # MC dropout on the features through the model's head
-        head = model.head
-        return bald_select(mc_dropout_probs(feats, head.weight.detach().cpu(), head.bias.detach().cpu(), seed=seed),
-                           budget)
-    uncertainty = {"entropy": entropy_select, "margin": margin_select, "least_confidence": least_confidence_select}
-    if strategy in uncertainty:
-        return uncertainty[strategy](probs, budget)
-    if strategy == "badge":
-        return badge_select(gradient_embedding(probs, feats), budget, seed)
-    if strategy == "coreset":
-        _, labeled_feats = predict(model, labeled_images, device, features=True)
-        return coreset_select(feats, labeled_feats, budget)
-    if strategy not in FUNCTIONS:
+    """Positions into the pool (budget,), in pick order, by any strategy of `STRATEGIES`; probs (n, K) and feats
+    (n, d): the model's outputs on the n pool images; the rest as `PoolInputs` says."""
+    if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    q_probs, q_feats = predict(model, query_images, device, features=True)
-    pool_emb = _smi_embedding(probs, feats, embedding, rare_classes=rare_classes)
-    query_emb = _smi_embedding(q_probs, q_feats, embedding, labels=query_labels)
-    private = None
-    if strategy in CONDITIONAL:  # condition on what is already covered: the labeled common images
-        common = ~np.isin(labeled_labels, rare_classes)
-        p_probs, p_feats = predict(model, labeled_images[common], device, features=True)
-        private = _smi_embedding(p_probs, p_feats, embedding, labels=labeled_labels[common])
-    return smi_select(strategy, pool_emb, query_emb, budget, private, **(smi_params or {}))
+    return pick(strategy, PoolInputs(model, device, probs=probs, feats=feats, labeled_images=labeled_images,
+                                     labeled_labels=labeled_labels, rare_classes=rare_classes,
+                                     query_images=query_images, query_labels=query_labels, seed=seed,
+                                     smi_params=smi_params, embedding=embedding), budget, seed)
 
 
 def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, rounds: int, budget: int,
@@ -95,8 +133,8 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                         pretrain_cache: str | os.PathLike | None = None) -> dict:
     """Run (or finish) one active-learning run; returns its record (fields: docs/api.md, "The active-learning loop").
 
-    strategy: an SMI function (`FUNCTIONS`, gradient embeddings, the query set as above; the conditional ones
-    take the labeled common-class images as the private set) or a baseline (`BASELINES`). queries: "all" rare
+    strategy: one of `STRATEGIES` (`selection.registry`): an SMI function (the query set as above; the
+    conditional ones take the labeled common-class images as the private set) or a baseline. queries: "all" rare
     exemplars, or only those the model "misclassified" (all of them when it misclassifies none). smi_params:
     keyword arguments for `smi_select` (eta, nu, lam, kernel). experiment: a name stored with the parameters.
     embedding: what the SMI functions compare (`EMBEDDINGS`). initial_models: a dict shared by the runs of one
@@ -133,10 +171,9 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                   "scenario_sha1": fingerprint(scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
     if pretrain is not None:  # stored only when set, so records made before the option stay equal to new runs
         parameters["pretrain"] = asdict(pretrain)
-    path = None if record_path is None else Path(record_path)
-    record = open_record(path, parameters, scenario.rare_classes, device)
-    if record["finished"]:
-        return record
+    record = RunRecord(record_path, parameters, scenario.rare_classes, device)
+    if record.finished:
+        return record.data
     labeled = np.array(scenario.labeled)
     in_pool = np.ones(len(scenario.pool), bool)
     picked_rare = []  # train indices of rare images found so far: they join the query set
@@ -149,7 +186,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         picked_rare.extend(i for i in chosen.tolist() if data.train.labels[i] in scenario.rare_classes)
         picked_rare.sort()
 
-    for done in record["rounds"][1:]:  # replay what earlier runs picked
+    for done in record.rounds[1:]:  # replay what earlier runs picked
         reveal(np.asarray(done["selected"], dtype=np.int64))
     rare_exemplars = scenario.exemplars[np.isin(data.val.labels[scenario.exemplars], scenario.rare_classes)]
     test_images, test_labels = data.test.images[scenario.test], data.test.labels[scenario.test]
@@ -164,7 +201,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
         return build_model(model_name, data.n_channels, k, data.size, seed=model_seed, backbone=backbone)
 
     picker = None  # the model that picks: the previous round's
-    for round_ in range(len(record["rounds"]), rounds + 1):
+    for round_ in range(len(record.rounds), rounds + 1):
         rseed = round_seed(seed, round_)
         selected = np.zeros(0, dtype=np.int64)
         select_seconds, pool_predicted_rare = 0.0, None
@@ -203,7 +240,7 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
                 initial_models[key] = ({n: t.detach().clone() for n, t in model.state_dict().items()}, fit)
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
-        record["rounds"].append({
+        record.append({
             "round": round_,
             "labeled_per_class": np.bincount(data.train.labels[labeled], minlength=k).tolist(),
             "selected_per_class": np.bincount(data.train.labels[selected], minlength=k).tolist(),
@@ -215,10 +252,5 @@ def run_active_learning(data: MedMNIST, scenario: Scenario, strategy: str, *, ro
             # pool images the model that picked this round's images predicted rare
             "select_seconds": select_seconds, "pool_predicted_rare": pool_predicted_rare,
         })
-        if path is not None:
-            write_json_atomic(path, record)
         picker = model
-    record["finished"] = True
-    if path is not None:
-        write_json_atomic(path, record)
-    return record
+    return record.finish()

@@ -21,7 +21,7 @@ import torch
 
 from .confident import FILTERS, KEEPS_MINIMUM, label_issues, out_of_sample_probs
 from .data import MedMNIST, set_name
-from .experiments import progress_bar, record_path
+from .experiments import progress_bar
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
 from .records import (check_parameters, describe_device, file_digest, read_json, results_folder, write_atomic,
@@ -229,14 +229,9 @@ def noisy_split(data: MedMNIST, config: NoisyConfig, seed: int) -> NoisySplit:
     return NoisySplit(train, true, noisy, list(rare))
 
 
-def _phase1_paths(results_dir: Path, experiment: str, method: str, seed: int) -> tuple[Path, Path]:
-    path = results_dir / experiment / "phase1" / method / f"seed{seed}.json"
-    return path, path.with_suffix(".pt")
-
-
 def seed_records(results_dir: str | Path, config: NoisyConfig, seed: int) -> list[Path]:
     """The records one seed of the experiment writes: one per phase-1 method (weights beside it), one per sampler."""
-    return [*(_phase1_paths(Path(results_dir), config.experiment, method, seed)[0] for method in METHODS),
+    return [*(record_path(results_dir, config.experiment, method, seed, phase1=True) for method in METHODS),
             *(record_path(results_dir, config.experiment, sampler, seed) for sampler in config.samplers)]
 
 
@@ -246,7 +241,8 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
 
     A finished record and its weights are read back instead of retrained; a record made with other parameters
     is a StaleRecordError naming them."""
-    path, weights = _phase1_paths(results_dir, config.experiment, method, seed)
+    path = record_path(results_dir, config.experiment, method, seed, phase1=True)
+    weights = path.with_suffix(".pt")  # network 1's, beside its record
     params = {"experiment": config.experiment, "method": method, "seed": seed, "dataset": data.flag,
               "train_size": len(split.train), "noise": config.noise, "noise_rate": config.noise_rate,
               "model": config.model, "train": config.train.for_device(resolve_device(config.device)).as_record(),
@@ -352,4 +348,4 @@ def recall_frame(phase1: list[dict]) -> pd.DataFrame:
 
 def load_phase1_records(results_dir: str | Path, experiment: str) -> list[dict]:
     """Every phase-1 record of an experiment: results_dir/<experiment>/phase1/<method>/seed<k>.json."""
-    return [read_json(p) for p in sorted(Path(results_dir, experiment, "phase1").glob("*/seed*.json"))]
+    return [read_json(p) for p in record_paths(results_dir, experiment, phase1=True)]

@@ -203,6 +203,52 @@ def check_parameters(path: Path, stored: dict, asked: dict) -> None:
                                f"{RERUN}")
 
 
+def record_path(results_dir: str | os.PathLike, experiment: str, name: str, seed: int, phase1: bool = False) -> Path:
+    """Where a run's record lives: results_dir/<experiment>/<name>/seed<seed>.json for a strategy's (or label
+    refinement's sampler's) run, results_dir/<experiment>/phase1/<name>/seed<seed>.json for a phase-1 method's."""
+    return Path(results_dir, experiment, *(("phase1",) if phase1 else ()), name, f"seed{seed}.json")
+
+
+def record_paths(results_dir: str | os.PathLike, experiment: str = "*", phase1: bool | None = False) -> list[Path]:
+    """The records under results_dir, sorted: of one experiment or all ("*"); the runs' (phase1=False), the phase-1
+    methods' (True) or both (None)."""
+    runs = sorted(Path(results_dir).glob(f"{experiment}/*/seed*.json"))
+    methods = sorted(Path(results_dir).glob(f"{experiment}/phase1/*/seed*.json"))
+    return runs if phase1 is False else methods if phase1 else sorted(runs + methods)
+
+
+class RunRecord:
+    """One run's record as it grows, written after every change when it has a path (None: kept in memory only).
+
+    Opened, it is new or the stored record continued (`open_record`); `append` adds a round, `finish` the
+    closing fields. `data` is the record itself, as it is written."""
+
+    def __init__(self, path: str | os.PathLike | None, parameters: dict, rare_classes, device):
+        self.path = None if path is None else Path(path)
+        self.data = open_record(self.path, parameters, rare_classes, device)
+
+    @property
+    def finished(self) -> bool:
+        return self.data["finished"]
+
+    @property
+    def rounds(self) -> list[dict]:
+        return self.data["rounds"]
+
+    def append(self, entry: dict) -> None:
+        self.data["rounds"].append(entry)
+        self._write()
+
+    def finish(self, **fields) -> dict:
+        self.data.update(fields, finished=True)
+        self._write()
+        return self.data
+
+    def _write(self) -> None:
+        if self.path is not None:
+            write_json_atomic(self.path, self.data)
+
+
 def open_record(path: Path | None, parameters: dict, rare_classes, device) -> dict:
     """A new run record, or the one stored at `path` continued: its rounds kept, a finished one returned as it is.
     A stored record with other parameters is a StaleRecordError, so a run only ever resumes its own rounds."""

@@ -3,10 +3,11 @@
 Start: the phase-1 network and its training set, the samples it kept as clean with their given (noisy) labels.
 Each round the sampler picks `budget` samples from the pool (those not kept and not yet relabeled), the simulated
 expert gives their true labels, they join the training set, the network is fine-tuned on it, and everything is
-evaluated. Samplers: the active-learning baselines, `loss` (largest loss against the given label), cleanlab's
-rankings of the given labels (`label_quality`: lowest label-quality score first; `activelab`: ActiveLab's score
-with the given label as the one annotator), and `smi`: SMI selection with the minority classes' clean samples
-(kept with a minority label, or relabeled into one) as the query set, CLINICAL's idea applied to relabeling.
+evaluated. Samplers (`selection.registry`): the active-learning baselines, `loss` (largest loss against the given
+label), cleanlab's rankings of the given labels (`label_quality`: lowest label-quality score first; `activelab`:
+ActiveLab's score with the given label as the one annotator), and `smi`: SMI selection with the minority classes'
+clean samples (kept with a minority label, or relabeled into one) as the query set, CLINICAL's idea applied to
+relabeling.
 
 The authors' code also quietly sets to their true labels, outside the budget, the samples phase 1 wrongly kept
 as clean; that is off here and on only with `correct_kept_noise=True` (then the budget is no longer the whole
@@ -16,41 +17,33 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .confident import activelab_order, label_quality_order
-from .loop import select
-from .records import open_record, write_json_atomic
-from .selection import UNCONDITIONAL, random_select
+from .loop import OFFERS, PoolInputs
+from .records import RunRecord
+from .selection import FUNCTIONS, UNCONDITIONAL
+from .selection.registry import available, pick
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
-SAMPLERS = ("random", "entropy", "margin", "least_confidence", "bald", "coreset", "loss", "label_quality", "activelab",
-            "smi")
-RANKINGS = {"label_quality": label_quality_order, "activelab": activelab_order}  # cleanlab's, of the given labels
+# Every strategy the loop runs, and those that read the given labels; one SMI function, named by smi_function,
+# runs as the sampler `smi` (the six functions as samplers of their own would multiply every batch by six).
+SAMPLERS = tuple(s for s in available((*OFFERS, "given_labels", "smi_function")) if s not in FUNCTIONS)
 
 
 def _select(sampler: str, model, images, labels, pool, training, rare_classes, budget, seed, device,
             smi_function) -> np.ndarray:
-    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. `loss`
-    is refinement's own, `label_quality` and `activelab` rank the pool's given labels by cleanlab on the current
-    network's probabilities (out of sample after confident learning, whose network never trained on the pool;
-    in sample after Co-teaching, whose networks trained on every sample while the forget rate rose); every other
-    sampler is the loop's strategy of that name (`smi`: `smi_function`, with the minority classes' training
-    samples as queries)."""
-    if sampler == "random":
-        return random_select(len(pool), budget, seed)
-    probs, feats = predict(model, images[pool], device, features=True)
-    if sampler == "loss":  # largest cross-entropy against the given label first
-        loss = -np.log(np.clip(probs[np.arange(len(pool)), labels[pool]], 1e-12, None))
-        return np.argsort(-loss, kind="stable")[:budget]
-    if sampler in RANKINGS:
-        return RANKINGS[sampler](labels[pool], probs)[:budget]
+    """Positions into `pool` (budget,), in pick order; images/labels are the whole training split as given. The
+    rankings of given labels (`loss`, `label_quality`, `activelab`) read the current network's probabilities (out
+    of sample after confident learning, whose network never trained on the pool; in sample after Co-teaching,
+    whose networks trained on every sample while the forget rate rose); `smi` runs `smi_function` with the
+    minority classes' training samples as queries."""
     queries = training[np.isin(labels[training], rare_classes)]
-    return select(smi_function if sampler == "smi" else sampler, model, probs, feats, images[training],
-                  labels[training], rare_classes, images[queries], labels[queries], budget, seed, device)
+    return pick(sampler, PoolInputs(model, device, pool_images=images[pool], labeled_images=images[training],
+                                    labeled_labels=labels[training], rare_classes=rare_classes,
+                                    query_images=images[queries], query_labels=labels[queries], seed=seed,
+                                    smi_function=smi_function, given_labels=labels[pool]), budget, seed)
 
 
 def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labels, kept, test_images, test_labels,
@@ -82,11 +75,10 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
     params = {**(parameters or {}), "strategy": sampler, "rounds": rounds, "budget": budget, "seed": seed,
               "finetune": finetune.for_device(device).as_record(), "smi_function": smi_function,
               "correct_kept_noise": correct_kept_noise, "kept": int(kept.sum()), "n": len(kept)}
-    path = None if record_path is None else Path(record_path)
-    record = open_record(path, params, rare_classes, device)
-    if record["finished"]:
-        return record
-    done = len(record["rounds"])  # rounds replayed, not re-selected or re-evaluated
+    record = RunRecord(record_path, params, rare_classes, device)
+    if record.finished:
+        return record.data
+    done = len(record.rounds)  # rounds replayed, not re-selected or re-evaluated
     labels = noisy_labels.copy()
     if correct_kept_noise:
         labels[kept] = true_labels[kept]
@@ -98,7 +90,7 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             pool = np.flatnonzero(~kept & ~relabeled)
             start = time.perf_counter()
             if round_ < done:
-                selected = np.asarray(record["rounds"][round_]["selected"], np.int64)
+                selected = np.asarray(record.rounds[round_]["selected"], np.int64)
             else:
                 selected = pool[_select(sampler, model, images, labels, pool, np.flatnonzero(kept | relabeled),
                                         rare_classes, budget, rseed, device, smi_function)]
@@ -112,7 +104,7 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             continue
         metrics = classification_metrics(test_labels, predict(model, test_images, device))
         per_class = metrics["per_class_accuracy"]
-        record["rounds"].append({
+        record.append({
             "round": round_,
             "labeled_per_class": np.bincount(labels[training], minlength=k).tolist(),
             "selected_per_class": np.bincount(true_labels[selected], minlength=k).tolist(),
@@ -125,9 +117,4 @@ def run_label_refinement(model: torch.nn.Module, images, noisy_labels, true_labe
             "train_seconds": fit_seconds, "train_epochs": finetune.epochs if round_ else 0,
             "select_seconds": select_seconds,
         })
-        if path is not None:
-            write_json_atomic(path, record)
-    record["finished"] = True
-    if path is not None:
-        write_json_atomic(path, record)
-    return record
+    return record.finish()

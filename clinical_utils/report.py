@@ -15,8 +15,9 @@ import pandas as pd
 
 from .data import MedMNIST
 from .noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame
-from .records import read_json, write_atomic
+from .records import read_json, record_paths, write_atomic
 from .selection import FUNCTIONS
+from .selection.registry import STRATEGIES
 from .stats import TARGETED, best_baseline, final_values, mean_interval, paired_recall, paired_table, significant
 
 METRICS = ("rare_class_accuracy", "accuracy", "balanced_accuracy", "macro_f1", "auc")
@@ -26,7 +27,7 @@ REFINEMENT = ("relabeled", "corrected", "remaining_noise")  # label-refinement r
 def load_records(results_dir: str | Path) -> list[dict]:
     """Every run record under results_dir/<experiment>/<strategy>/seed<k>.json (other folders are ignored)."""
     records = []
-    for path in sorted(Path(results_dir).glob("*/*/seed*.json")):
+    for path in record_paths(results_dir):
         record = read_json(path)
         if "rounds" in record and "parameters" in record:
             record["parameters"].setdefault("experiment", path.parent.parent.name)
@@ -74,23 +75,15 @@ def per_class_frame(records: list[dict], class_names=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# One style per method, the same in every figure. SMI functions: the Okabe-Ito hues, solid lines. Baselines and
-# samplers: muted hues, dashed, chosen so that any two methods that can share a figure are at least 19 CIEDE2000
-# units apart; random a dark grey dashed reference. The SMI sampler (label
-# refinement, the method of interest there) a strong red, solid. Phase-1 methods only meet each other
-# (recall_plot). Markers repeat the distinction for readers who do not tell colours apart.
-PALETTE = {"flmi": "#0072B2", "flqmi": "#56B4E9", "gcmi": "#009E73", "logdetmi": "#D55E00", "flcmi": "#CC79A7",
-           "logdetcmi": "#E69F00", "smi": "#E41A1C",
-           "activelab": "#E7298A", "badge": "#8C6D31", "bald": "#7F3C8D", "coreset": "#BCBD22", "entropy": "#6B8E23",
-           "label_quality": "#FF7F00", "least_confidence": "#843C39", "loss": "#009988", "margin": "#9C9EDE",
-           "random": "#4D4D4D",
-           "cross_entropy": "#9E9E9E", "coteaching": "#0072B2", "coteaching_vog": "#E41A1C",
-           "confident_learning": "#E69F00"}
-MARKERS = {"flmi": "o", "flqmi": "s", "gcmi": "^", "logdetmi": "D", "flcmi": "v", "logdetcmi": "P", "smi": "*",
-           "activelab": "P", "badge": "d", "bald": "p", "coreset": "H", "entropy": "<", "label_quality": "D",
-           "least_confidence": "h", "loss": "8", "margin": ">", "random": "X",
-           "cross_entropy": "o", "coteaching": "s", "coteaching_vog": "^", "confident_learning": "D"}
-HUE_ORDER = tuple(PALETTE)  # legends, panels and tables list methods in this order; baselines alphabetical
+# One style per method, the same in every figure: strategies take their colour and marker from the registry
+# (`selection.registry`; the SMI functions and sampler drawn solid, the baselines dashed); the phase-1 methods of
+# label refinement only meet each other (recall_plot).
+METHODS_STYLE = {"cross_entropy": ("#9E9E9E", "o"), "coteaching": ("#0072B2", "s"), "coteaching_vog": ("#E41A1C", "^"),
+                 "confident_learning": ("#E69F00", "D")}
+PALETTE = {**{name: s.colour for name, s in STRATEGIES.items()}, **{m: c for m, (c, _) in METHODS_STYLE.items()}}
+MARKERS = {**{name: s.marker for name, s in STRATEGIES.items()}, **{m: k for m, (_, k) in METHODS_STYLE.items()}}
+# legends, panels and tables list the SMI functions and sampler first, then the baselines alphabetically
+HUE_ORDER = (*TARGETED, *sorted(set(STRATEGIES) - set(TARGETED)), *METHODS_STYLE)
 LABELS = {"rare_class_accuracy": "rare-class test accuracy", "rare_picked_total": "rare images picked (cumulative)",
           "balanced_accuracy": "balanced test accuracy", "remaining_noise": "share of training labels still wrong",
           "accuracy": "test accuracy", "auc": "test AUC", "macro_f1": "macro-F1",

@@ -36,7 +36,7 @@ from .data import DataError, ensure_file, load_medmnist
 from .environment import BATCH_ENVIRONMENT
 from .grid import (SAME_MEANING, Outcome, Shard, check_cluster, done_before, error_line, finished, run_grid,
                    run_notebook, start_client)
-from .records import RecordError, read_json, remove_stale_temporaries, write_atomic, write_json_atomic
+from .records import RecordError, read_json, record_paths, remove_stale_temporaries, write_atomic, write_json_atomic
 from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
 from .params import ConfigError, check_names
 from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
@@ -187,7 +187,7 @@ def _run_one(name: str, params: dict, notebooks: Path, run: Path) -> Outcome:
 def _summary(profile: str, overrides: dict, notebooks: Path, run: Path) -> Outcome:
     params = notebook_parameters(SUMMARY, profile, overrides)
     results = (notebooks / params["results_dir"]).resolve()
-    if not any(results.glob("*/*/seed*.json")):
+    if not record_paths(results):
         return Outcome(SUMMARY, "skipped", f"no run records under {results}")
     return _run_one(SUMMARY, params, notebooks, run)
 
@@ -315,7 +315,7 @@ def compare_with_reference(root: Path, profile: str) -> dict:
     run, reference = root / runs_dir(profile), root / "results" / profile
     report_ = {"profile": profile, "reference": str(reference.relative_to(root)), "run": runs_dir(profile),
                "experiments": {}}
-    for path in sorted(run.glob("*/**/seed*.json")):
+    for path in record_paths(run, phase1=None):
         relative = path.relative_to(run)
         entry = report_["experiments"].setdefault(relative.parts[0], {
             "records": 0, "identical": 0, "close": [], "different": [], "not in reference": [],
@@ -358,7 +358,7 @@ def promote(root: Path, profile: str) -> list[Path]:
     summary tables) and its figures into figures/ (quick) or figures/<profile>/; for quick the executed experiment
     notebooks also replace notebooks/<name>.ipynb."""
     run, reference = root / runs_dir(profile), root / "results" / profile
-    records = sorted(run.glob("*/**/seed*.json"))
+    records = record_paths(run, phase1=None)
     if not records:
         raise ConfigError(f"no run records under {run}: run the batch for profile {profile} first")
     for path in sorted((run / "executed").glob("*.ipynb")):  # a reference is the profile as it is, no --set

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .selection import FUNCTIONS
+from .selection.registry import STRATEGIES
 
 PAIRED_METRICS = ("rare_picked_total", "rare_class_accuracy", "balanced_accuracy", "auc")
-TARGETED = (*FUNCTIONS, "smi")  # the SMI functions (CLINICAL) and the SMI sampler (label refinement)
+TARGETED = tuple(n for n, s in STRATEGIES.items() if s.family == "smi")  # the SMI functions and the SMI sampler
 COLUMNS = ["experiment", "strategy", "reference", "metric", "mean_difference", "ci_low", "ci_high", "seeds"]
 
 

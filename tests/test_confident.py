@@ -4,8 +4,9 @@ import pytest
 from cleanlab.multiannotator import get_active_learning_scores
 from cleanlab.rank import get_label_quality_scores
 
-from clinical_utils.confident import activelab_order, label_issues, label_quality_order, out_of_sample_probs
+from clinical_utils.confident import label_issues, out_of_sample_probs
 from clinical_utils.models import build_model
+from clinical_utils.selection.label_quality import activelab_order, label_quality_order, loss_order
 from clinical_utils.train import TrainConfig, predict, train
 
 from exactness import exact
@@ -55,6 +56,9 @@ def test_rankings_are_cleanlabs_scores_lowest_first():
     assert (np.diff(scores[activelab_order(given, probs)]) >= 0).all()
     # with one annotator ActiveLab's score is a rescaled label-quality score: the same order, said in the docs
     exact(activelab_order(given, probs), label_quality_order(given, probs))
+    # and self-confidence falls as the cross-entropy rises: the loss sampler's order, where no two tie
+    distinct = np.random.default_rng(2).dirichlet(np.ones(3), 60).astype(np.float32)
+    exact(label_quality_order(given, distinct), loss_order(given, distinct))
 
 
 def test_out_of_sample_probabilities_come_from_networks_that_never_saw_the_sample(monkeypatch):

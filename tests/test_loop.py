@@ -126,16 +126,16 @@ def test_other_smi_embeddings_run(setting, embedding):
 
 def test_query_set_grows_with_the_rare_images_found(setting, monkeypatch):
     """Every rare image the expert labels joins the query set of the next round."""
-    from clinical_utils import loop
+    from clinical_utils.selection import registry
     blood, scenario = setting
     sizes = []
-    real = loop.smi_select
+    real = registry.smi_select
 
     def spy(function, pool, query, budget, private=None, **kwargs):
         sizes.append(len(query))
         return real(function, pool, query, budget, private, **kwargs)
 
-    monkeypatch.setattr(loop, "smi_select", spy)
+    monkeypatch.setattr(registry, "smi_select", spy)
     record = _run(setting, "flqmi", rounds=3)
     found = np.cumsum([sum(r["selected_per_class"][c] for c in scenario.rare_classes) for r in record["rounds"]])
     exemplars = int(np.isin(blood.val.labels[scenario.exemplars], scenario.rare_classes).sum())

@@ -199,3 +199,35 @@ def test_a_killed_writers_temporary_file_is_removed_on_the_next_start_and_a_live
     other_host.write_text("{")
     assert records.remove_stale_temporaries(tmp_path) == left
     assert live.exists() and other_host.exists() and not left[0].exists()
+
+
+def test_a_run_record_is_on_disk_after_every_round_and_continues_where_it_stopped(tmp_path):
+    path = tmp_path / "exp" / "flqmi" / "seed0.json"
+    run = records.RunRecord(path, {"a": 1}, [2], "cpu")
+    assert not run.finished and not path.exists()  # nothing to say before the first round
+    run.append({"round": 0})
+    assert json.loads(path.read_text())["rounds"] == [{"round": 0}]
+    again = records.RunRecord(path, {"a": 1}, [2], "cpu")  # a rerun continues the stored rounds
+    assert again.rounds == [{"round": 0}] and not again.finished
+    again.append({"round": 1})
+    done = again.finish(note="x")
+    assert done["finished"] and json.loads(path.read_text()) == json.loads(json.dumps(done))
+    assert records.RunRecord(path, {"a": 1}, [2], "cpu").data == json.loads(path.read_text())  # returned as stored
+    with pytest.raises(records.StaleRecordError, match="a: stored 1, asked 2"):
+        records.RunRecord(path, {"a": 2}, [2], "cpu")
+    in_memory = records.RunRecord(None, {"a": 1}, [2], "cpu")
+    in_memory.append({"round": 0})
+    assert in_memory.finish()["rounds"] == [{"round": 0}]
+
+
+def test_the_record_layout_is_spelled_once(tmp_path):
+    run = records.record_path(tmp_path, "retina_noisy", "entropy", 3)
+    method = records.record_path(tmp_path, "retina_noisy", "coteaching", 3, phase1=True)
+    assert run == tmp_path / "retina_noisy" / "entropy" / "seed3.json"
+    assert method == tmp_path / "retina_noisy" / "phase1" / "coteaching" / "seed3.json"
+    other = records.record_path(tmp_path, "breast_binary", "flmi", 0)
+    for path in (run, method, other):
+        records.write_json_atomic(path, {})
+    assert records.record_paths(tmp_path) == [other, run]
+    assert records.record_paths(tmp_path, "retina_noisy", phase1=True) == [method]
+    assert records.record_paths(tmp_path, phase1=None) == sorted([run, method, other])

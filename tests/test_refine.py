@@ -82,7 +82,7 @@ def test_resumed_refinement_equals_uninterrupted(problem, tmp_path):
 
 def test_bad_input_is_rejected(problem):
     with pytest.raises(ValueError, match="unknown sampler"):
-        _run(problem, "badge")
+        _run(problem, "flmi")  # an SMI function runs as the sampler smi
     images, noisy, true, kept, test_images, test = problem
     with pytest.raises(ValueError, match="set aside"):
         run_label_refinement(build_model("small_cnn", 1, 3), images, noisy, true, kept, test_images, test, "random",

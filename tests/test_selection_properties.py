@@ -1,37 +1,30 @@
 """Properties every selection strategy keeps, on inputs hypothesis draws: sizes, magnitudes, orders, bad values."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clinical_utils.selection import (BASELINES, FUNCTIONS, SelectionError, badge_select, bald_select, coreset_select,
-                                      entropy_select, gradient_embedding, least_confidence_select, margin_select,
-                                      random_select, smi_select)
+from clinical_utils.selection import (FUNCTIONS, STRATEGIES, SelectionError, badge_select, coreset_select,
+                                      gradient_embedding, pick)
 from clinical_utils.selection.reference import submodlib_function
 from exactness import exact
 
-STRATEGIES = (*BASELINES, *FUNCTIONS)
-EMBEDDED = ("badge", "coreset", *FUNCTIONS)  # strategies on embeddings, which a positive rescaling must not move
+EMBEDDED = ("badge", "coreset", *FUNCTIONS, "smi")  # strategies on embeddings, which a positive rescaling must not move
 ORDERED = tuple(s for s in STRATEGIES if s not in ("random", "badge"))  # deterministic: a pool's order is no input
 
 
-def pick(strategy: str, x: dict, budget: int, kernel: str = "cosine01") -> np.ndarray:
-    """`strategy` on the inputs x: features (n, d), probs (n, K), mc (T, n, K), h (n, d) for gradient embeddings,
-    query and private (m, d), labeled (l, d); kernel: the SMI functions'."""
-    if strategy == "random":
-        return random_select(len(x["probs"]), budget, seed=1)
-    if strategy in ("entropy", "margin", "least_confidence"):
-        return {"entropy": entropy_select, "margin": margin_select,
-                "least_confidence": least_confidence_select}[strategy](x["probs"], budget)
-    if strategy == "bald":
-        return bald_select(x["mc"], budget)
-    if strategy == "badge":
-        return badge_select(gradient_embedding(x["probs"], x["h"]), budget, seed=1)
-    if strategy == "coreset":
-        return coreset_select(x["features"], x["labeled"], budget)
-    private = x["private"] if strategy in ("flcmi", "logdetcmi") else None
-    return smi_select(strategy, x["features"], x["query"], budget, private, kernel=kernel)
+def choose(strategy: str, x: dict, budget: int, kernel: str = "cosine01") -> np.ndarray:
+    """Any registered strategy, through the registry, on the inputs x: features (n, d) (also what the SMI
+    functions compare), probs (n, K), mc (T, n, K), given (n,) labels, query and private (m, d), labeled (l, d);
+    kernel: the SMI functions'; the `smi` sampler runs flqmi."""
+    inputs = SimpleNamespace(n=len(x["probs"]), probs=x["probs"], features=x["features"], mc_probs=x["mc"],
+                             labeled_features=x["labeled"], pool_embedding=x["features"], query_embedding=x["query"],
+                             private_embedding=x["private"], smi_params={"kernel": kernel}, smi_function="flqmi",
+                             given_labels=x["given"])
+    return pick(strategy, inputs, budget, seed=1)
 
 
 @st.composite
@@ -46,7 +39,8 @@ def problems(draw):
          "mc": softmax(logits[None] + rng.normal(size=(4, n, k))).astype(np.float32),
          "h": rng.normal(size=(n, d)).astype(np.float32), "query": rng.normal(size=(3, d)).astype(np.float32),
          "private": rng.normal(size=(2, d)).astype(np.float32),
-         "labeled": rng.normal(size=(draw(st.integers(0, 3)), d)).astype(np.float32)}
+         "labeled": rng.normal(size=(draw(st.integers(0, 3)), d)).astype(np.float32),
+         "given": rng.integers(0, k, n)}
     return x, draw(st.integers(1, n))
 
 
@@ -55,7 +49,7 @@ def problems(draw):
 @given(problem=problems())
 def test_picks_are_unique_in_range_and_as_many_as_asked(strategy, problem):
     x, budget = problem
-    picks = pick(strategy, x, budget)
+    picks = choose(strategy, x, budget)
     assert picks.dtype == np.int64 and len(picks) == budget and len(set(picks.tolist())) == budget
     assert 0 <= picks.min() and picks.max() < len(x["probs"])
 
@@ -76,8 +70,8 @@ def test_a_rescaling_of_the_embeddings_changes_no_pick(strategy, problem, power)
         theirs = badge_select(type(grad)(grad.e * factor, grad.h), budget, seed=1)
         exact(theirs, ours)
         return
-    for kernel in ("cosine01", "rbf") if strategy in FUNCTIONS else ("cosine01",):
-        exact(pick(strategy, big, budget, kernel), pick(strategy, x, budget, kernel))
+    for kernel in ("cosine01", "rbf") if strategy in (*FUNCTIONS, "smi") else ("cosine01",):
+        exact(choose(strategy, big, budget, kernel), choose(strategy, x, budget, kernel))
 
 
 def _value(strategy: str, x: dict, picks: np.ndarray) -> float | list:
@@ -87,8 +81,11 @@ def _value(strategy: str, x: dict, picks: np.ndarray) -> float | list:
     scores = {"entropy": lambda: entropy(p), "least_confidence": lambda: -p.max(1),
               "margin": lambda: -np.diff(np.sort(p, 1)[:, -2:], axis=1)[:, 0],
               "bald": lambda: entropy(mc.mean(0)) - entropy(mc).mean(0)}
+    for ranking in ("loss", "label_quality", "activelab"):  # the given label's probability, lowest first
+        scores[ranking] = lambda: -p[np.arange(len(p)), x["given"]]
     if strategy in scores:
         return np.sort(scores[strategy]()[picks]).tolist()
+    strategy = "flqmi" if strategy == "smi" else strategy
     private = torch.tensor(x["private"]) if strategy in ("flcmi", "logdetcmi") else None
     f = submodlib_function(strategy, torch.tensor(x["features"]), torch.tensor(x["query"]), private)
     return f.evaluate(set(picks.tolist()))
@@ -105,8 +102,8 @@ def test_a_permuted_pool_gives_the_same_picks_up_to_ties(strategy, problem, orde
         x = {**x, "labeled": x["query"]}
     n = len(x["probs"])
     perm = np.array(order.sample(range(n), n))
-    moved = {**x, **{key: x[key][perm] for key in ("features", "probs", "h")}, "mc": x["mc"][:, perm]}
-    ours, theirs = pick(strategy, x, budget), perm[pick(strategy, moved, budget)]
+    moved = {**x, **{key: x[key][perm] for key in ("features", "probs", "h", "given")}, "mc": x["mc"][:, perm]}
+    ours, theirs = choose(strategy, x, budget), perm[choose(strategy, moved, budget)]
     if ours.tolist() == theirs.tolist():
         return
     assert strategy != "coreset", (ours, theirs)  # k-centre has no ties on continuous data
@@ -122,12 +119,13 @@ def test_non_finite_input_is_a_selection_error(strategy, bad):
     probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
     x = {"features": rng.normal(size=(n, d)).astype(np.float32), "probs": probs, "mc": np.stack([probs] * 3),
          "h": rng.normal(size=(n, d)).astype(np.float32), "query": rng.normal(size=(3, d)).astype(np.float32),
-         "private": rng.normal(size=(2, d)).astype(np.float32), "labeled": np.zeros((0, d), np.float32)}
+         "private": rng.normal(size=(2, d)).astype(np.float32), "labeled": np.zeros((0, d), np.float32),
+         "given": rng.integers(0, 3, n)}
     for key in ("features", "probs", "h"):
         x[key][5, 0] = bad
     x["mc"][:, 5, 0] = bad
     with pytest.raises(SelectionError, match="NaN or infinite|finite"):
-        pick(strategy, x, 3)
+        choose(strategy, x, 3)
 
 
 def test_the_largest_float32_inputs_still_pick():

@@ -10,12 +10,13 @@ import torch
 from .kernels import (SelectionError, as_embedding, check_budget, inner, n_rows, power_of_two_scale, scaled,
                       sq_norms, take)
 
-BASELINES = ("random", "entropy", "margin", "least_confidence", "bald", "badge", "coreset")
 TYPICALITY_NEIGHBOURS = 20  # TypiClust's k: typicality is the inverse mean distance to this many neighbours
 MIN_CLUSTER = 5  # TypiClust leaves out clusters smaller than this (outliers)
 
 
-def _probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
+def as_probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
+    """probs as float64, checked: `ndim` dimensions, finite, non-negative, rows summing to 1 (a SelectionError
+    naming the problem otherwise)."""
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != ndim:
         raise SelectionError(f"{name} must have {ndim} dimensions, got shape {p.shape}")
@@ -46,18 +47,18 @@ def random_select(n: int, budget: int, seed: int = 0) -> np.ndarray:
 
 def entropy_select(probs, budget: int) -> np.ndarray:
     """Largest predictive entropy; probs (n, K)."""
-    return _top(_entropy(_probs(probs)), budget)
+    return _top(_entropy(as_probs(probs)), budget)
 
 
 def margin_select(probs, budget: int) -> np.ndarray:
     """Smallest gap between the two most probable classes; probs (n, K)."""
-    top2 = np.sort(_probs(probs), 1)[:, -2:]
+    top2 = np.sort(as_probs(probs), 1)[:, -2:]
     return _top(top2[:, 0] - top2[:, 1], budget)
 
 
 def least_confidence_select(probs, budget: int) -> np.ndarray:
     """Smallest top-class probability; probs (n, K)."""
-    return _top(-_probs(probs).max(1), budget)
+    return _top(-as_probs(probs).max(1), budget)
 
 
 def bald_select(mc_probs, budget: int) -> np.ndarray:
@@ -65,7 +66,7 @@ def bald_select(mc_probs, budget: int) -> np.ndarray:
 
     mc_probs (T, n, K), e.g. from `mc_dropout_probs`: H(mean_t p_t) - mean_t H(p_t).
     """
-    p = _probs(mc_probs, "mc_probs", 3)
+    p = as_probs(mc_probs, "mc_probs", 3)
     return _top(_entropy(p.mean(0)) - _entropy(p).mean(0), budget)
 
 
