@@ -24,8 +24,8 @@ from .data import MedMNIST, set_name
 from .experiments import progress_bar
 from .params import (DEVICES, ConfigError, check_rare_classes_exist, is_int, names_from, need, over_profile,
                      seeds_from, settings_table, valid_device)
-from .records import (check_parameters, describe_device, file_digest, read_json, results_folder, write_atomic,
-                      write_json_atomic)
+from .records import (check_parameters, describe_device, file_digest, read_json, record_path, record_paths,
+                      results_folder, write_atomic, write_json_atomic)
 from .models import MODELS, build_model
 from .noise import KINDS, add_label_noise, transition_matrix
 from .noisy import CoTeachingConfig, VOG_KINDS, clean_recall, co_teaching
