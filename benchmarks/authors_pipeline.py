@@ -33,9 +33,9 @@ import torch
 import torchvision.transforms as T
 from torch.utils.data import Dataset
 
-from clinical_utils.experiments import build_scenario, configure, load_data, record_path
+from clinical_utils.experiments import build_scenario, configure, load_data
 from clinical_utils.loop import round_seed
-from clinical_utils.records import fingerprint, git_commit, read_json, write_json_atomic
+from clinical_utils.records import fingerprint, git_commit, read_json, record_path, write_json_atomic
 from clinical_utils.stats import mean_interval
 from clinical_utils.train import classification_metrics
 
@@ -175,7 +175,7 @@ def main() -> None:
                           "distil_commit": commit, "threads": torch.get_num_threads(), "train_args": TRAIN_ARGS,
                           "select_args": SELECT_ARGS, "scenario_sha1": fingerprint(
                               scenario.labeled, scenario.pool, scenario.exemplars, scenario.test)}
-            path = OUT / strategy / f"seed{seed}.json"
+            path = record_path(OUT.parent, OUT.name, strategy, seed)  # OUT/<strategy>/seed<k>.json
             record = read_json(path) if path.exists() else None
             if record is None or record.get("parameters") != parameters:
                 print(f"running {strategy} seed {seed}", flush=True)

@@ -28,8 +28,8 @@ import seaborn as sns
 
 from clinical_utils.environment import restart_in_batch_environment
 from clinical_utils.experiments import load_data
-from clinical_utils.noisy_experiments import (NOISY_OFFLINE, configure_noisy, load_phase1_records, recall_frame,
-                                              run_noisy_experiment)
+from clinical_utils.noisy_experiments import (KEEPS_ALL, NOISY_OFFLINE, configure_noisy, load_phase1_records,
+                                              recall_frame, run_noisy_experiment)
 from clinical_utils.report import load_records, rounds_frame, save_csv, save_figure
 from clinical_utils.stats import final_values, mean_interval, paired_recall, paired_table
 
@@ -38,7 +38,6 @@ RESULTS = ROOT / "results" / "refinement"
 STARTS = {"scratch": {}, "simclr": {"pretrain": "simclr", "pretrain_epochs": 10}}
 PIPELINES = ("coteaching_vog", "confident_learning")  # phase 2 starts from what this phase-1 method kept
 PAPER, CLEANLAB = ("coteaching_vog", "entropy"), ("confident_learning", "activelab")  # the two reference pairings
-KEEPS_ALL = "cross_entropy"  # keeps every sample (recall 1 by definition): no detector, not a candidate for best
 
 
 def folder(start: str, phase2_from: str) -> Path:
@@ -85,7 +84,7 @@ def minority_accuracy(start: str, experiment: str) -> pd.DataFrame:
 
 def interval(difference: pd.Series) -> str:
     mean, low, high = mean_interval(difference.dropna())
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return _interval_text({"mean_difference": mean, "ci_low": low, "ci_high": high})
 
 
 def targets(start: str, experiment: str) -> list[dict]:

@@ -28,9 +28,9 @@ import torch
 
 from clinical_utils import report
 from clinical_utils.environment import restart_in_batch_environment
-from clinical_utils.experiments import OFFLINE, configure, load_data, record_path, run_experiment
+from clinical_utils.experiments import OFFLINE, configure, load_data, run_experiment
 from clinical_utils.loop import STRATEGIES
-from clinical_utils.records import write_json_atomic
+from clinical_utils.records import record_path, write_json_atomic
 from clinical_utils.stats import PAIRED_METRICS, final_values, mean_interval, paired_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,6 +35,7 @@ from .selection import UNCONDITIONAL
 from .train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 METHODS = ("cross_entropy", "coteaching", "coteaching_vog", "confident_learning")
+KEEPS_ALL = "cross_entropy"  # the reference without a detector: it keeps every sample, so its clean recall is 1
 
 NOISY_EXPERIMENTS = {
     "pneumonia_noisy": {"dataset": "pneumoniamnist", "noise_rate": 0.4, "rare_classes": [0]},  # normal: 26%
@@ -160,7 +161,7 @@ def configure_noisy(experiment: str, **params) -> NoisyConfig:
     need(p["weights"] is None or p["pretrain"] is None, "weights", p["weights"],
          "None while pretrain is set: the networks start from one backbone, pretrained here or read from a file")
     need(p["phase2_from"] in METHODS, "phase2_from", p["phase2_from"], f"one of {list(METHODS)}")
-    need(p["phase2_from"] != "cross_entropy", "phase2_from", p["phase2_from"],
+    need(p["phase2_from"] != KEEPS_ALL, "phase2_from", p["phase2_from"],
           "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
     samplers = names_from("samplers", p["samplers"], SAMPLERS)
     need(p["smi_function"] in UNCONDITIONAL, "smi_function", p["smi_function"], f"one of {list(UNCONDITIONAL)}")
@@ -278,7 +279,7 @@ def run_phase1(data: MedMNIST, config: NoisyConfig, split: NoisySplit, method: s
         return build_model(config.model, data.n_channels, data.n_classes, data.size, model_seed, backbone)
 
     model = network(seed)
-    if method == "cross_entropy":
+    if method == KEEPS_ALL:
         fit = train(model, images, split.noisy, config.train, config.device, seed, False)
         kept, history, seconds = np.ones(len(split.train), bool), fit.history, fit.seconds
     elif method == "confident_learning":  # cleanlab's flags on out-of-sample probabilities, then train on the rest
@@ -338,7 +339,8 @@ def run_noisy_experiment(data: MedMNIST, config: NoisyConfig, progress: bool | N
 
 
 def recall_frame(phase1: list[dict]) -> pd.DataFrame:
-    """One row per (method, seed, class): clean recall and precision of what phase 1 kept."""
+    """One row per (method, seed, class): what phase 1 kept (clean recall, precision) and set aside (flag precision
+    and flag recall against the true noise), as `noisy.clean_recall` counts them."""
     rows = []
     for record in phase1:
         for row in record["clean_recall"]:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PACKAGES = ("clinical-utils", "torch", "torchvision", "medmnist", "submodlib-py", "numpy", "scikit-learn", "scipy")
+PACKAGES = ("clinical-utils", "torch", "torchvision", "medmnist", "submodlib-py", "numpy", "scikit-learn", "scipy",
+            "cleanlab", "lightly")
 RERUN = ("delete that file (or its experiment's folder) to compute it again, or run the batch with --force, "
          "which starts the notebook's records afresh")
 

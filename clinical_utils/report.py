@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import MedMNIST
-from .noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame
+from .noisy_experiments import KEEPS_ALL, NOISY_EXPERIMENTS, load_phase1_records, recall_frame
 from .records import read_json, record_paths, write_atomic
 from .selection import FUNCTIONS
 from .selection.registry import STRATEGIES
@@ -110,38 +110,27 @@ def _order(frame: pd.DataFrame, column: str = "strategy") -> list[str]:
     return [s for s in HUE_ORDER if s in present] + sorted(present - set(HUE_ORDER))
 
 
-def _merge_identical(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Strategies whose rows equal an earlier one's in every column (e.g. entropy, margin and least confidence on
-    a binary task) are drawn once: the frame without their rows, and the legend label per kept strategy,
-    'entropy = least_confidence = margin'."""
-    keys = [c for c in ("experiment", "seed", "round", "class") if c in frame]
-    values = {s: part.drop(columns="strategy").sort_values(keys).reset_index(drop=True)
-              for s, part in frame.groupby("strategy")}
+def _merge_identical(frame: pd.DataFrame, by_rows=None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Strategies whose data equal an earlier one's (e.g. entropy, margin and least confidence on a binary task;
+    loss, label_quality and activelab, which rank alike) are drawn once: the frame without their rows, and the
+    label per kept strategy, 'entropy = least_confidence = margin'. Equal means every column of their rows
+    (`rounds_frame` rows), or, with `by_rows`, the values of those columns after sorting by the first (e.g.
+    a `stats.paired_table`'s reference, mean_difference, ci_low, ci_high)."""
+    keys = by_rows[:1] if by_rows else [c for c in ("experiment", "seed", "round", "class") if c in frame]
+    values = {s: (part[by_rows] if by_rows else part.drop(columns="strategy")).sort_values(keys)
+              .reset_index(drop=True) for s, part in frame.groupby("strategy")}
+    # rows: equal frames; paired rows: equal values, where a one-seed row's NaN interval equals nothing (a strategy
+    # tied with others on one seed is not shown to pick alike)
+    same = ((lambda a, b: a.to_numpy().tolist() == b.to_numpy().tolist()) if by_rows else
+            (lambda a, b: a.equals(b)))
     labels: dict[str, str] = {}
     for strategy in _order(frame):
-        twin = next((kept for kept in labels if values[kept].equals(values[strategy])), None)
+        twin = next((kept for kept in labels if same(values[kept], values[strategy])), None)
         if twin is None:
             labels[strategy] = strategy
         else:
             labels[twin] += f" = {strategy}"
     return frame[frame["strategy"].isin(labels)], labels
-
-
-def _merge_identical_rows(paired: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """`_merge_identical` for one experiment's `stats.paired_table` rows: strategies whose every difference and
-    interval equal an earlier one's (e.g. loss, label_quality and activelab, which rank alike) are drawn once."""
-    def key(strategy):
-        rows = paired[paired["strategy"] == strategy].sort_values("reference")
-        return rows[["reference", "mean_difference", "ci_low", "ci_high"]].to_numpy().tolist()
-
-    labels: dict[str, str] = {}
-    for strategy in _order(paired):
-        twin = next((kept for kept in labels if key(kept) == key(strategy)), None)
-        if twin is None:
-            labels[strategy] = strategy
-        else:
-            labels[twin] += f" = {strategy}"
-    return paired[paired["strategy"].isin(labels)], labels
 
 
 def _seeds_text(counts: pd.Series) -> str:
@@ -317,14 +306,22 @@ def refinement_table(frame: pd.DataFrame) -> pd.DataFrame:
 def detector_table(recall: pd.DataFrame, minority: list[str],
                    references: tuple[str, ...] = ("coteaching_vog", "confident_learning")) -> pd.DataFrame:
     """Phase 1 per class (minority classes marked *) and method: the share of clean samples kept (clean recall)
-    and the set aside as a detector of wrong labels (flag precision, flag recall), means over seeds; and each
-    method's clean recall minus each reference's, paired by seed ('+d [95% CI low, high]').
-    recall: `noisy_experiments.recall_frame`; records made before the flag columns existed show them empty."""
+    and the set aside as a detector of wrong labels (flag precision, flag recall), each 'mean [95% CI]' over
+    seeds ('-' where nothing was flagged); and each method's clean recall minus each reference's, paired by seed
+    ('+d [95% CI low, high]'). recall: `noisy_experiments.recall_frame`; records made before the flag columns
+    existed show them empty (NaN)."""
+    def mean_ci(values: pd.Series) -> str:
+        values = values.dropna()
+        if len(values) < 2:
+            return f"{values.mean():.3f}" if len(values) else "-"
+        mean, low, high = mean_interval(values)
+        return f"{mean:.3f} [{max(low, 0):.3f}, {min(high, 1):.3f}]"  # shares: the interval clipped to [0, 1]
+
     rows = []
     for (name, method), part in recall.groupby(["class", "method"], sort=False):
         row = {"class": f"{name} *" if name in minority else name, "method": method}
         for column in ("recall", "flag precision", "flag recall"):
-            row[column] = round(part[column].mean(), 3) if column in part else np.nan
+            row[column] = mean_ci(part[column]) if column in part else np.nan
         for reference in references:
             paired = paired_recall(recall[recall["class"] == name], method, reference)
             row[f"recall vs {reference}"] = _interval(paired.iloc[0]) if method != reference and len(paired) else ""
@@ -370,6 +367,9 @@ def recall_plot(recall: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+PAIRED_VALUES = ["reference", "mean_difference", "ci_low", "ci_high"]  # a strategy's paired rows, compared
+
+
 def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title: str = "") -> plt.Figure:
     """Dot and whisker per (strategy, reference) of one metric: the mean paired final-round difference to random
     (circle) and to the experiment's best baseline (square) with its 95% CI; filled where the interval excludes
@@ -378,11 +378,12 @@ def paired_figure(paired: pd.DataFrame, metric: str = "rare_picked_total", title
     if part.empty:
         raise ValueError(f"the paired table has no rows for metric {metric!r}; it has {sorted(set(paired['metric']))}")
     experiments = list(dict.fromkeys(part["experiment"]))
-    sizes = [_merge_identical_rows(part[part["experiment"] == e])[0]["strategy"].nunique() for e in experiments]
+    sizes = [_merge_identical(part[part["experiment"] == e], PAIRED_VALUES)[0]["strategy"].nunique()
+             for e in experiments]
     fig, axes = plt.subplots(len(experiments), 1, figsize=(7.5, 0.3 * sum(sizes) + 1.1 * len(experiments) + 1),
                              height_ratios=sizes, squeeze=False, layout="constrained")
     for ax, experiment in zip(axes[:, 0], experiments):
-        mine, labels = _merge_identical_rows(part[part["experiment"] == experiment])
+        mine, labels = _merge_identical(part[part["experiment"] == experiment], PAIRED_VALUES)
         order = _order(mine)
         for reference, marker, shift in (("random", "o", -0.18), ("best baseline", "s", 0.18)):
             rows = mine[mine["reference"].str.startswith(reference)]
@@ -522,9 +523,11 @@ def smi_verdict(frame: pd.DataFrame) -> str:
 
 
 def refinement_verdict(phase2: pd.DataFrame, recall: pd.DataFrame, minority: list[str]) -> str:
-    """One label-refinement experiment in a line: the phase-1 method that keeps the most clean minority samples,
-    and how many phase-2 samplers end above random in balanced accuracy ('' when either is missing)."""
-    kept = recall[recall["class"].isin(minority)].groupby("method")["recall"].mean()
+    """One label-refinement experiment in a line: the phase-1 detector that keeps the most clean minority samples
+    (cross-entropy keeps every sample, so it is none), and how many phase-2 samplers end above random in balanced
+    accuracy ('' when either is missing)."""
+    detectors = recall[recall["class"].isin(minority) & (recall["method"] != KEEPS_ALL)]
+    kept = detectors.groupby("method")["recall"].mean()
     versus = paired_table(phase2, metrics=("balanced_accuracy",))
     versus = versus[versus["reference"] == "random"]
     if kept.empty or versus.empty:
@@ -631,9 +634,10 @@ def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: li
     fixed = (last.groupby("strategy")["corrected"].mean() / last.groupby("strategy")["relabeled"].mean()).dropna()
     if len(fixed):
         random = f"random {fixed['random']:.0%}, " if "random" in fixed else ""
-        lines.append(f"- **What the expert's budget fixed**: {fixed.idxmax()} sends the most wrong labels to the "
-                     f"expert ({fixed.max():.0%} of those relabeled were wrong; {random}the lowest "
-                     f"{fixed.idxmin()} {fixed.min():.0%}).")
+        tied = lambda value: " = ".join(s for s in _order(last) if s in fixed and fixed[s] == value)
+        lines.append(f"- **What the expert's budget fixed**: {tied(fixed.max())} sends the most wrong labels to "
+                     f"the expert ({fixed.max():.0%} of those relabeled were wrong; {random}the lowest "
+                     f"{tied(fixed.min())} {fixed.min():.0%}).")
     return "\n".join(lines)
 
 

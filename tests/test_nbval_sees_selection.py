@@ -7,10 +7,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHANGED_RANDOM = """
-import clinical_utils.loop as loop
+import clinical_utils.selection.registry as registry
 
-_real = loop.random_select
-loop.random_select = lambda n, budget, seed: _real(n, budget, seed + 1)  # another random draw
+_real = registry.random_select
+registry.random_select = lambda n, budget, seed: _real(n, budget, seed + 1)  # another random draw
 """
 
 

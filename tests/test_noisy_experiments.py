@@ -19,7 +19,7 @@ def test_configure_noisy_fills_from_the_profile_and_checks_values():
     assert smoke.rounds == NOISY_PROFILES["smoke"]["rounds"] and smoke.noise_rate == 0.6
     assert smoke.coteaching.forget_rate == 0.6 and smoke.coteaching.vog == "head"  # tau = the noise rate
     assert configure_noisy("retina_noisy", forget_rate=0.5).coteaching.forget_rate == 0.5
-    for bad, message in (({"noise_rate": 1.0}, "noise_rate"), ({"samplers": ["badge"]}, "samplers"),
+    for bad, message in (({"noise_rate": 1.0}, "noise_rate"), ({"samplers": ["flmi"]}, "samplers"),
                          ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
                          ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
                          ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from clinical_utils.selection import INPUTS, STRATEGIES, Strategy, pick
+from clinical_utils.selection import INPUTS, STRATEGIES, SelectionError, Strategy, pick
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,13 @@ def test_every_strategy_reads_only_what_it_declares(name):
     strategy = STRATEGIES[name]
     picks = pick(name, OnlyWhatIsDeclared(n=n, **{need: everything[need] for need in strategy.needs}), 7, seed=3)
     assert picks.dtype == np.int64 and len(set(picks.tolist())) == 7
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("budget", [0, 31])
+def test_every_strategy_refuses_a_budget_outside_the_pool(name, budget):
+    with pytest.raises(SelectionError, match="budget"):
+        pick(name, OnlyWhatIsDeclared(n=30), budget)
 
 
 def test_a_strategy_with_an_unknown_family_or_input_is_refused():

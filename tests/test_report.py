@@ -276,7 +276,8 @@ def test_detector_table_marks_the_minority_and_pairs_each_method_by_seed():
     table = report.detector_table(recall, ["rare"])
     assert list(table.index.get_level_values("class").unique()) == ["common", "rare *"]
     row = table.loc[("rare *", "confident_learning")]
-    assert row["recall"] == 0.71 and row["flag precision"] == 0.5 and row["flag recall"] == 0.25
+    assert row["recall"] == "0.710 [0.685, 0.735]" and row["flag precision"] == "0.500 [0.500, 0.500]"
+    assert row["flag recall"] == "0.250 [0.250, 0.250]"
     assert row["recall vs coteaching_vog"].startswith("+0.200") and row["recall vs confident_learning"] == ""
     old = recall.drop(columns=["flag precision", "flag recall"])  # records made before the detector columns
     assert table.columns.tolist() == report.detector_table(old, ["rare"]).columns.tolist()
@@ -291,6 +292,7 @@ def test_refinement_findings_name_cleanlabs_samplers_and_what_the_budget_fixed()
     text = report.refinement_findings(phase2, recall, ["rare"])
     assert "confident learning (cleanlab)" in text and "ActiveLab" in text and "cleanlab's label quality" in text
     assert "**What the expert's budget fixed**" in text and "25% of those relabeled were wrong" in text
+    assert "activelab = label_quality = random sends the most" in text  # samplers that tie are named together
     assert "**In one line**: coteaching keeps the most clean minority samples (62% of them); 0 of 2" in text
 
 
@@ -333,8 +335,14 @@ def test_headline_gives_each_experiment_its_verdict():
                 for s in ("flqmi", "random") for k in range(3)]
     refined = [{**_refinement(s, k), "parameters": {**_refinement(s, k)["parameters"], "experiment": "b"}}
                for s in ("random", "loss") for k in range(3)]
-    recall = pd.DataFrame([{"method": m, "seed": k, "class": "rare", "recall": 0.5 + (m == "coteaching") / 10}
-                           for m in ("coteaching", "coteaching_vog") for k in range(3)])
+    recall = pd.DataFrame([{"method": m, "seed": k, "class": "rare",  # cross-entropy keeps all: no detector
+                            "recall": 1.0 if m == "cross_entropy" else 0.5 + (m == "coteaching") / 10}
+                           for m in ("cross_entropy", "coteaching", "coteaching_vog") for k in range(3)])
     text = report.headline(report.rounds_frame(clinical + refined), {"b": (recall, ["rare"])})
     assert "- `a`: rare images found: 1 of 1 above random" in text
     assert "- `b`: coteaching keeps the most clean minority samples (60% of them)" in text
+
+
+def test_every_phase_one_method_has_its_style():
+    from clinical_utils.noisy_experiments import METHODS
+    assert set(report.METHODS_STYLE) == set(METHODS)  # a new method is not drawn black

@@ -1,7 +1,7 @@
 """Every selection strategy in one place: its name, family, what it reads, its picking function and its style.
 
-A strategy picks `budget` pool positions, in pick order, from `inputs`: any object whose attributes include the
-ones its `needs` names (the loop's `PoolInputs` computes each on first read):
+A strategy picks `budget` pool positions, in pick order, from `inputs`: any object with `n`, the pool's size,
+and the attributes its `needs` names (the loop's `PoolInputs` computes each on first read):
 
     probs              (n, K) the picking model's class probabilities on the pool
     features           (n, d) its penultimate features on the pool
@@ -28,6 +28,7 @@ from .baselines import (badge_select, bald_select, coreset_select, entropy_selec
                         margin_select, random_select)
 from .embeddings import gradient_embedding
 from .label_quality import activelab_order, label_quality_order, loss_order
+from .kernels import check_budget
 from .smi import CONDITIONAL, FUNCTIONS, SelectionError, smi_select
 
 FAMILIES = ("smi", "random", "uncertainty", "diversity", "label_quality")
@@ -101,4 +102,5 @@ def pick(name: str, inputs, budget: int, seed: int = 0) -> np.ndarray:
     """Pool positions (budget,) int64 that strategy `name` picks from `inputs`, in pick order."""
     if name not in STRATEGIES:
         raise SelectionError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
+    check_budget(budget, inputs.n)
     return np.asarray(STRATEGIES[name].pick(inputs, budget, seed), dtype=np.int64)
