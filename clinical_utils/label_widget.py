@@ -185,7 +185,8 @@ class LabelingWidget(anywidget.AnyWidget):
         import matplotlib.pyplot as plt
 
         rows = max(1, -(-len(self.items) // columns))
-        fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.45 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.6 * rows), squeeze=False,
+                                 layout="constrained")
         for ax in axes.flat:
             ax.axis("off")
         for ax, item in zip(axes.flat, self.items):

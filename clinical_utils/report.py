@@ -344,9 +344,10 @@ def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
-def recall_plot(recall: pd.DataFrame, title: str = "") -> plt.Figure:
+def recall_plot(recall: pd.DataFrame, title: str = "", minority=()) -> plt.Figure:
     """Phase 1: per class, the share of truly clean samples each method kept; bars the mean, whiskers the 95% CI
-    over seeds clipped to [0, 1]. recall: `noisy_experiments.recall_frame` (method, seed, class, recall)."""
+    over seeds clipped to [0, 1]; the `minority` classes (names) marked *. recall: `noisy_experiments.recall_frame`
+    (method, seed, class, recall)."""
     classes = list(dict.fromkeys(recall["class"]))
     methods = _order(recall, "method")
     width = 0.8 / len(methods)
@@ -359,7 +360,8 @@ def recall_plot(recall: pd.DataFrame, title: str = "") -> plt.Figure:
         x = np.arange(len(classes)) + (k - (len(methods) - 1) / 2) * width
         ax.bar(x, mean, width, color=PALETTE.get(method, "#000000"), label=method)
         ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", elinewidth=1, capsize=2)
-    ax.set(xticks=np.arange(len(classes)), xticklabels=[_class_label(c) for c in classes], xlabel="class",
+    ax.set(xticks=np.arange(len(classes)), xticklabels=[_class_label(c) + " *" * (c in minority) for c in classes],
+           xlabel="class" + " (* minority)" * bool(minority),
            ylabel=LABELS["recall"], ylim=(0, 1 + MARGIN), title=_caption(title, recall, by="method"))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="phase-1 method", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(methods),
@@ -423,17 +425,16 @@ def corrected_images(data: MedMNIST, train: np.ndarray, noisy: np.ndarray, recor
     wrong = [i for i in picks if noisy[i] != data.train.labels[train[i]]][:count]
     cols = min(8, max(1, len(wrong)))
     rows = max(1, math.ceil(len(wrong) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.1 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
         _show(ax, data.train.images[train[i]])
         ax.axis("on")
         ax.set_title(f"{data.class_names[noisy[i]][:10]} →\n{data.class_names[data.train.labels[train[i]]][:10]}",
-                     fontsize="x-small")
+                     fontsize="x-small", linespacing=1.1)
     fig.suptitle(f"{record['parameters']['strategy']}: corrected labels (given → true), seed "
                  f"{record['parameters']['seed']}", fontsize="medium")
-    fig.tight_layout()
     return fig
 
 

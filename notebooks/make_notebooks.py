@@ -184,8 +184,8 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
                           "detector of wrong labels over those given each label: flag precision (the share of them "
                           "that is wrong) and flag recall (the share of the wrong labels set aside). Each method's "
                           "clean recall against Co-teaching + VOG and against confident learning, paired by seed."),
-        new_code_cell("recall = recall_frame(phase1)\nreport.recall_plot(recall, title=config.title())\n"
-                      "plt.show()\nminority = [data.class_names[c] for c in split.rare_classes]\n"
+        new_code_cell("recall = recall_frame(phase1)\nminority = [data.class_names[c] for c in split.rare_classes]\n"
+                      "report.recall_plot(recall, title=config.title(), minority=minority)\nplt.show()\n"
                       "report.detector_table(recall, minority)"),
         new_markdown_cell("## Phase 2: balanced accuracy against the relabeling budget"),
         new_code_cell("frame = report.rounds_frame(phase2)\nreport.budget_curves(frame, title=config.title())\n"
@@ -307,7 +307,8 @@ def summary_notebook() -> nbformat.NotebookNode:
             "    if noisy:\n"
             "        minority = [names[c] for c in mine[0]['rare_classes']]\n"
             "        display(Markdown(report.refinement_findings(part, recalls[name], minority)))\n"
-            "        figures = {'recall': report.recall_plot(recalls[name], title=f'{title}: clean samples kept by phase 1'),\n"
+            "        figures = {'recall': report.recall_plot(recalls[name], title=f'{title}: clean samples kept by phase 1',\n"
+            "                                                minority=minority),\n"
             "                   'budget': report.budget_curves(part, title=title)}\n"
             "    else:\n"
             "        display(Markdown(report.findings(part)))\n"

@@ -178,6 +178,9 @@ def test_recall_plot_keeps_the_method_order_and_its_legend_off_the_bars():
     assert [to_hex(b.patches[0].get_facecolor()) for b in bars] == [
         report.PALETTE[m].lower() for m in ("cross_entropy", "coteaching", "coteaching_vog")]
     assert _legends_clear_of_data(fig)
+    marked = report.recall_plot(recall, "t", minority=["normal"]).axes[0]
+    assert [t.get_text() for t in marked.get_xticklabels()] == ["normal *", "pneumonia", "all"]
+    assert marked.get_xlabel() == "class (* minority)"
 
 
 def _paired():
