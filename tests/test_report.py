@@ -88,7 +88,7 @@ def test_every_method_has_one_distinct_style():
     grey = to_rgb(report.PALETTE["random"])
     assert grey[0] == grey[1] == grey[2] < 0.5  # a dark neutral reference
     assert len(set(to_rgb(report.PALETTE["smi"]))) == 3  # the method of interest is a colour, not a grey
-    styles = report._strategy_style(["flmi", "random", "smi", "entropy"])
+    styles = report.strategy_style(["flmi", "random", "smi", "entropy"])
     assert [styles[s]["linestyle"] for s in styles] == ["-", "--", "-", "--"]
 
 
