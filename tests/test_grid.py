@@ -14,7 +14,7 @@ import pytest
 from clinical_utils import reproduce
 from clinical_utils.loop import STRATEGIES
 from clinical_utils.noisy_experiments import METHODS
-from clinical_utils.records import read_json
+from clinical_utils.records import read_json, record_paths
 from clinical_utils.refine import SAMPLERS
 from medmnist_fixtures import write_download_sets
 
@@ -35,7 +35,7 @@ def repo(tmp_path):
 
 
 def records(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): reproduce.comparable(read_json(p)) for p in folder.glob("*/**/seed*.json")}
+    return {str(p.relative_to(folder)): reproduce.comparable(read_json(p)) for p in record_paths(folder, phase1=None)}
 
 
 def kill_a_worker_mid_shard(batch: subprocess.Popen, run: Path) -> None:
@@ -45,7 +45,7 @@ def kill_a_worker_mid_shard(batch: subprocess.Popen, run: Path) -> None:
     while time.monotonic() < deadline and batch.poll() is None:
         kernels = [p for p in psutil.Process(batch.pid).children(recursive=True)
                    if "ipykernel" in " ".join(p.cmdline()) and p.ppid() != batch.pid]
-        if kernels and any(run.glob("*/**/seed*.json")):
+        if kernels and record_paths(run, phase1=None):
             os.kill(kernels[0].ppid(), signal.SIGKILL)
             return
         time.sleep(0.2)
