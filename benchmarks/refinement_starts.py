@@ -60,11 +60,16 @@ def run(starts: list[str], experiments: list[str]) -> None:
                 print(f"    {time.perf_counter() - began:.0f} s", flush=True)
 
 
+def phase1(start: str, experiment: str) -> tuple[list[dict], list[str]]:
+    """One start's phase-1 records of an experiment (the same under both pipelines) and its minority classes'
+    names as the records spell them."""
+    records = load_phase1_records(folder(start, PIPELINES[0]), experiment)
+    return records, [records[0]["clean_recall"][c]["class"] for c in records[0]["rare_classes"]]
+
+
 def minority_recall(start: str, experiment: str) -> pd.DataFrame:
     """Per (method, seed): phase 1's clean recall averaged over the minority classes."""
-    records = load_phase1_records(folder(start, PIPELINES[0]), experiment)
-    names = records[0]["clean_recall"]
-    minority = [names[c]["class"] for c in records[0]["rare_classes"]]
+    records, minority = phase1(start, experiment)
     recall = recall_frame(records)
     return recall[recall["class"].isin(minority)].groupby(["method", "seed"])["recall"].mean().unstack("method")
 
@@ -115,8 +120,7 @@ def targets(start: str, experiment: str) -> list[dict]:
 def claims(start: str, experiment: str) -> list[dict]:
     """The paper's two claims under one start: Co-teaching + VOG keeps more clean minority samples than
     Co-teaching (per minority class), and phase-2 samplers end above random (balanced accuracy, paper pipeline)."""
-    records = load_phase1_records(folder(start, PIPELINES[0]), experiment)
-    minority = [records[0]["clean_recall"][c]["class"] for c in records[0]["rare_classes"]]
+    records, minority = phase1(start, experiment)
     vog = paired_recall(recall_frame(records), "coteaching_vog", "coteaching").set_index("metric")
     rows = [{"experiment": experiment, "start": start, "claim": f"VOG keeps more clean {name} samples",
              "difference": _interval_text(vog.loc[f"clean recall: {name}"])} for name in minority]

@@ -221,8 +221,8 @@ def record_paths(results_dir: str | os.PathLike, experiment: str = "*", phase1: 
 class RunRecord:
     """One run's record as it grows, written after every change when it has a path (None: kept in memory only).
 
-    Opened, it is new or the stored record continued (`open_record`); `append` adds a round, `finish` the
-    closing fields. `data` is the record itself, as it is written."""
+    Opened, it is new or the stored record continued (`open_record`); `append` adds a round, `finish` marks it
+    finished. `data` is the record itself, as it is written."""
 
     def __init__(self, path: str | os.PathLike | None, parameters: dict, rare_classes, device):
         self.path = None if path is None else Path(path)
@@ -240,8 +240,8 @@ class RunRecord:
         self.data["rounds"].append(entry)
         self._write()
 
-    def finish(self, **fields) -> dict:
-        self.data.update(fields, finished=True)
+    def finish(self) -> dict:
+        self.data["finished"] = True
         self._write()
         return self.data
 

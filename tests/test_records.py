@@ -210,7 +210,7 @@ def test_a_run_record_is_on_disk_after_every_round_and_continues_where_it_stoppe
     again = records.RunRecord(path, {"a": 1}, [2], "cpu")  # a rerun continues the stored rounds
     assert again.rounds == [{"round": 0}] and not again.finished
     again.append({"round": 1})
-    done = again.finish(note="x")
+    done = again.finish()
     assert done["finished"] and json.loads(path.read_text()) == json.loads(json.dumps(done))
     assert records.RunRecord(path, {"a": 1}, [2], "cpu").data == json.loads(path.read_text())  # returned as stored
     with pytest.raises(records.StaleRecordError, match="a: stored 1, asked 2"):
