@@ -21,16 +21,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (clinical-utils)" \
-		$$($(PY) -m clinical_utils.environment --kernel-env) > /dev/null
+		$$($(PY) -m clinical_utils.batch.environment --kernel-env) > /dev/null
 	touch $@
 
 # The batch runs as per-seed shards on WORKERS Dask worker processes, one thread each (the reference's thread count,
 # so records compare): by default one per usable core, fewer where memory is short (2 here; docs/setup.md: minutes and
 # memory measured). WORKERS=1 runs the notebooks one after the other in this process, as the reference was made.
-WORKERS ?= $(shell $(PY) -m clinical_utils.environment --workers)
+WORKERS ?= $(shell $(PY) -m clinical_utils.batch.environment --workers)
 
 reproduce: setup  ## every notebook (quick) on WORKERS Dask workers, the summary, the check against the reference
-	$(PY) -m clinical_utils.reproduce $(if $(filter-out 1,$(WORKERS)),--workers $(WORKERS)) --threads 1
+	$(PY) -m clinical_utils.batch $(if $(filter-out 1,$(WORKERS)),--workers $(WORKERS)) --threads 1
 
 test-notebooks: setup  ## refresh the nbval references in tests/notebooks/ (after an intended output change)
 	$(PY) tests/render_notebooks.py

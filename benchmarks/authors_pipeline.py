@@ -33,11 +33,11 @@ import torch
 import torchvision.transforms as T
 from torch.utils.data import Dataset
 
+from clinical_utils.active.loop import round_seed
 from clinical_utils.experiments import build_scenario, configure, load_data
-from clinical_utils.loop import round_seed
 from clinical_utils.records import fingerprint, git_commit, read_json, record_path, write_json_atomic
 from clinical_utils.stats import mean_interval
-from clinical_utils.train import classification_metrics
+from clinical_utils.training.train import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ROOT / "results" / "paper_cpu"

@@ -85,8 +85,8 @@ def model_outputs(data: str) -> Path:
     if path.exists():
         return path
     from clinical_utils.data import load_medmnist
-    from clinical_utils.models import build_model
-    from clinical_utils.train import TrainConfig, predict, train
+    from clinical_utils.training.models import build_model
+    from clinical_utils.training.train import TrainConfig, predict, train
 
     split = load_medmnist(flag).train
     order = np.random.default_rng(0).permutation(len(split.labels))

@@ -26,8 +26,8 @@ from torchvision import transforms
 
 from clinical_utils.data import data_root, load_medmnist
 from clinical_utils.records import write_json_atomic
-from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig, resolve_device, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, resolve_device, train
 
 BATCH = 128
 

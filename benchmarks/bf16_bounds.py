@@ -21,7 +21,7 @@ import torch
 
 from bench_selection import BUDGET
 from clinical_utils.records import describe_device, write_json_atomic
-from clinical_utils.train import native_bf16
+from clinical_utils.training.train import native_bf16
 
 CHILD = r"""
 import json, sys, time

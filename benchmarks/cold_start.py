@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clinical_utils.environment import restart_in_batch_environment
+from clinical_utils.batch.environment import restart_in_batch_environment
 from clinical_utils.experiments import build_scenario, configure, load_data
-from clinical_utils.models import build_model
-from clinical_utils.representation import PretrainConfig, pretrained_backbone, ssl_features
 from clinical_utils.selection import random_select, smi_select, typiclust_select
 from clinical_utils.stats import mean_interval
-from clinical_utils.train import predict
+from clinical_utils.training.models import build_model
+from clinical_utils.training.representation import PretrainConfig, pretrained_backbone, ssl_features
+from clinical_utils.training.train import predict
 from sweep import CACHE, SETTINGS  # the robustness sweep's settings and its SimCLR cache (benchmarks/ is on the path)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ OUT = ROOT / "results" / "bench"
 # One paper-profile round (ResNet-18, batch 20, retrained until 99% training accuracy) on PneumoniaMNIST, timed
 ROUND = r"""
 import json, sys, time
-from clinical_utils.experiments import EXPERIMENTS, PROFILES, build_scenario, configure, load_data
-from clinical_utils.loop import STRATEGIES, run_active_learning
+from clinical_utils.active.loop import STRATEGIES, run_active_learning
+from clinical_utils.experiments import build_scenario, configure, load_data, of_paper, profile_values
 config = configure("pneumonia_binary", profile="paper", device="cuda", seeds=[0], rounds=1, results_dir=None)
 data = load_data(config)
 scenario = build_scenario(data, config, seed=0)
@@ -39,8 +39,8 @@ for strategy in ("flqmi", "entropy"):
                  "train_precision": record["parameters"]["train"]["precision"]})
 round_seconds = sum(r["train_seconds"][-1] + r["select_seconds"] for r in rows) / len(rows)
 # the paper grid's CLINICAL runs: notebooks x strategies x seeds x (rounds + round 0), each at this round's cost
-paper = PROFILES["paper"]
-grid_hours = round_seconds * len(EXPERIMENTS) * len(STRATEGIES) * len(paper["seeds"]) * (paper["rounds"] + 1) / 3600
+paper = profile_values("pneumonia_binary", "paper")
+grid_hours = round_seconds * len(of_paper("clinical")) * len(STRATEGIES) * len(paper["seeds"]) * (paper["rounds"] + 1) / 3600
 json.dump({"rows": rows, "mean_round_seconds": round_seconds, "paper_grid_hours_estimate": grid_hours},
           open(sys.argv[1], "w"), indent=1)
 print(json.dumps(rows, indent=1), f"\npaper grid estimate: {grid_hours:.2f} GPU-hours (CLINICAL notebooks)")

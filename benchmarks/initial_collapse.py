@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clinical_utils.environment import restart_in_batch_environment
+from clinical_utils.active.loop import round_seed
+from clinical_utils.batch.environment import restart_in_batch_environment
 from clinical_utils.experiments import build_scenario, configure, load_data
-from clinical_utils.loop import round_seed
-from clinical_utils.models import build_model
-from clinical_utils.train import classification_metrics, predict, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import classification_metrics, predict, train
 
 torch.set_num_threads(1)  # as the batch trains: records and these counts then agree
 

@@ -15,14 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clinical_utils.environment import MALLOC_TUNING
+from clinical_utils.batch.environment import MALLOC_TUNING
 
 JOB = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads(1)
 from clinical_utils.data import load_medmnist
-from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig, predict, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, predict, train
 data = load_medmnist("pneumoniamnist")
 model = build_model("small_cnn", 1, 2)
 out = {}

@@ -22,8 +22,8 @@ JOB = r"""
 import sys, time, torch
 torch.set_num_threads(1)
 from clinical_utils.data import load_medmnist
-from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, train
 n, epochs = int(sys.argv[1]), int(sys.argv[2])
 data = load_medmnist("pneumoniamnist")
 model = build_model("small_cnn", 1, 2)

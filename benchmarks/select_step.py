@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clinical_utils.environment import restart_in_batch_environment
+from clinical_utils.batch.environment import restart_in_batch_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (16, 32, 64, 128, 256)
@@ -62,10 +62,10 @@ def main() -> None:
     restart_in_batch_environment()
 
     from clinical_utils.experiments import build_scenario, configure, load_data
-    from clinical_utils.loop import select
-    from clinical_utils.models import build_model
+    from clinical_utils.active.loop import select
+    from clinical_utils.training.models import build_model
     from clinical_utils.records import write_json_atomic
-    from clinical_utils.train import predict, train
+    from clinical_utils.training.train import predict, train
 
     config = configure("pneumonia_binary", profile="paper_cpu", seeds=[0])
     data = load_data(config)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from clinical_utils.batch.environment import restart_in_batch_environment
 from clinical_utils.data import class_names, set_name
-from clinical_utils.environment import restart_in_batch_environment
 from clinical_utils.experiments import EXPERIMENTS, configure, load_data, run_experiment
 from clinical_utils.report import load_records, rounds_frame, save_csv, save_figure
 from clinical_utils.selection import FUNCTIONS
@@ -59,7 +59,7 @@ def slug(name: str, overrides: dict) -> str:
 
 def title(name: str, overrides: dict) -> str:
     """A setting as a reader names it, e.g. 'PneumoniaMNIST: normal rare, 1:10'."""
-    flag = EXPERIMENTS[name]["dataset"]
+    flag = EXPERIMENTS[name].values["dataset"]
     if "imbalance_ratio" in overrides:
         rare = ", ".join(class_names(flag)[c] for c in overrides["rare_classes"])
         return f"{set_name(flag)}: {rare} rare, 1:{overrides['imbalance_ratio']}"

@@ -58,20 +58,6 @@ def is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def names_from(name: str, value, allowed) -> list:
-    """'all', or a non-empty list of distinct names from `allowed`, as a list."""
-    names = list(allowed) if value == "all" else value
-    need(isinstance(names, (list, tuple)) and names and set(names) <= set(allowed)
-          and len(set(names)) == len(names), name, value, f"'all' or a list of distinct names from {list(allowed)}")
-    return list(names)
-
-
-def seeds_from(seeds) -> list:
-    need(isinstance(seeds, (list, tuple)) and seeds and all(is_int(s) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct whole numbers >= 0")
-    return list(seeds)
-
-
 def check_names(given, allowed, where: str) -> None:
     """Unknown parameter names are an error naming each one, its closest valid name first, and the valid names."""
     unknown = [n for n in given if n not in allowed]

@@ -82,7 +82,7 @@ def paired_recall(recall: pd.DataFrame, method: str = "coteaching_vog", referenc
                   experiment: str = "") -> pd.DataFrame:
     """Phase 1 of label refinement: `method` against `reference` in each class's clean recall, paired by seed.
 
-    recall: `noisy_experiments.recall_frame` (method, seed, class, recall). Same columns as `paired_table`;
+    recall: `experiments.recall_frame` (method, seed, class, recall). Same columns as `paired_table`;
     metric is 'clean recall: <class>'.
     """
     rows = []

@@ -10,144 +10,27 @@ import nbformat
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import EXPERIMENTS, SETTING_PARAMETERS, configure, profile_values
-from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_PARAMETERS, configure_noisy,
-                                              noisy_profile_values)
+from clinical_utils.experiments import EXPERIMENTS, configure, of_paper, parameters, profile_values
 
 HERE = Path(__file__).resolve().parent
 RECOMMENDED = yaml.safe_load((HERE.parent / "recommended.yaml").read_text())  # the labeling notebook's defaults
 
-ABOUT = {
-    "pneumonia_binary": ("Chest X-rays; pneumonia is made rare at 20:1 in the labeled set and the pool, as in the "
-                         "authors' TRUST demo (their DISTIL tutorial uses 100:1: set `imbalance_ratio = 100`)."),
-    "breast_binary": ("Breast ultrasound; malignant is made rare at 20:1. BreastMNIST has only 546 training images, "
-                      "so the initial set is 40 / 2 and the budget 10 per round."),
-    "blood_binary": ("Blood-cell microscopy, 8 classes; basophils and monocytes are made rare at 20:1. Needs a "
-                     "download (about 35 MB)."),
-    "retina_longtail": ("Fundus images graded 0-4; class sizes decay by a factor of 10 from the most to the least "
-                        "frequent grade, and the tail half of the grades are the rare classes."),
-    "path_longtail": ("Colorectal histology (NCT-CRC-HE-100K), 9 tissue classes; sizes decay by a factor of 20, the "
-                      "tail half are rare. Needs a download (about 200 MB)."),
-    "derma_longtail": ("Dermatoscopy (HAM10000), 7 lesion classes; sizes decay by a factor of 20, the tail half are "
-                       "rare. Needs a download; CC BY-NC 4.0."),
-    "organa_longtail": ("Abdominal CT slices, 11 organs; sizes decay by a factor of 20, the tail half are rare. Needs "
-                        "a download (about 40 MB)."),
-}
-
-NOISY_ABOUT = {
-    "pneumonia_noisy": ("Chest X-rays at their natural imbalance (26% normal: the minority class); 40% of the "
-                        "training labels are flipped (binary, so above 50% the labels would invert)."),
-    "retina_noisy": ("Fundus grades 0-4 at their natural imbalance (grades 3 and 4 are the minority); 60% of the "
-                     "training labels move to another grade, uniformly."),
-    "path_noisy": ("Colorectal histology (NCT-CRC-HE-100K, one of the paper's two datasets), 80% symmetric noise as "
-                   "in the authors' example. Needs a download (about 200 MB)."),
-    "derma_noisy": ("Dermatoscopy (HAM10000, the closest MedMNIST set to the paper's ISIC-2019), heavily "
-                    "imbalanced, 80% symmetric noise. Needs a download; CC BY-NC 4.0."),
-}
-
-NOISY_COMMENTS = {
-    "profile": "the values below are quick's; reproduce --profile smoke|paper sets every value of that profile",
-    "dataset": "",
-    "train_size": "training images drawn at the natural class balance (None: the whole train split)",
-    "noise": "'symmetric' or 'pair'",
-    "noise_rate": "share of training labels made wrong, exactly per class",
-    "rare_classes": "minority classes: SMI's query classes and the reported minority accuracy",
-    "forget_rate": "Co-teaching's tau (None: the noise rate, as the authors)",
-    "vog": "'head' (the paper's closed form) or 'input' (original VOG, input-pixel gradients)",
-    "mix_ratio": "share of the kept samples chosen by lowest VOG",
-    "class_normalised": "z-score VOG within each given label",
-    "cl_folds": "confident learning: folds of the out-of-sample probabilities cleanlab needs",
-    "cl_filter_by": "cleanlab's find_label_issues filter_by (its default: by the estimated noise rates)",
-    "cl_min_examples_per_class": "cleanlab flags none of a given label that would leave fewer than this many",
-    "epochs": "phase-1 epochs (cosine lr)",
-    "batch_size": "",
-    "lr": "phase 1 (SGD, momentum 0.9, weight decay 1e-4); fine-tuning uses lr / 10",
-    "ramp_epochs": "epochs over which the forget rate rises from 0 to tau",
-    "warmup_epochs": "epochs before VOG picks start",
-    "window": "epochs of gradient snapshots in VOG's standard deviation",
-    "phase2_from": "the phase-1 method whose network and clean set phase 2 starts from",
-    "samplers": "'all' or a list of phase-2 samplers",
-    "smi_function": "the SMI sampler's function",
-    "budget": "expert labels per round",
-    "rounds": "relabeling rounds",
-    "finetune_epochs": "fine-tuning epochs per round",
-    "correct_kept_noise": "the authors' quirk: also fix, outside the budget, noisy samples phase 1 kept",
-    "seeds": "each seed draws its own subset and noise",
-    "model": "'small_cnn' or 'resnet18'",
-    "pretrain": "None: phase 1 from random weights; 'simclr': from a backbone pretrained on the training images",
-    "pretrain_epochs": "SimCLR epochs (pretrain only); the backbone is cached in <results_dir>/pretrained/",
-    "weights": "None, or a local state dict of backbone weights that fit `model` at 28 px, to start phase 1 from",
-    "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
-    "device": "'auto', 'cpu', 'cuda' or 'mps'",
-    "results_dir": "records: <results_dir>/<experiment>/{phase1/<method>,<sampler>}/seed<k>.json (None: kept nowhere)",
-    "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
-    "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
-}
-
-COMMENTS = {
-    "profile": "the values below are quick's; reproduce --profile smoke|paper_cpu|paper sets every value of that profile",
-    "rare_classes": "the classes targeted and reported as rare (long-tail: None, the tail half of `order`)",
-    "order": "classes from head (most images) to tail (None: by train frequency); put a class last to make it the tail",
-    "imbalance_ratio": "common : rare images, in the labeled set and in the pool",
-    "imbalance_factor": "head class size / tail class size, in the labeled set and in the pool",
-    "labeled_per_class": "initial labeled images per common class (rare: this / imbalance_ratio)",
-    "pool_per_class": "unlabeled pool images per common class (None: all that remain)",
-    "labeled_max": "initial labeled images of the head class",
-    "pool_max": "unlabeled pool images of the head class (None: the most every class allows)",
-    "exemplars_per_class": "labeled held-out images per class, from val: the rare ones are the first queries",
-    "balanced_test": "subsample the test split to equal class counts",
-    "budget": "images labeled per round",
-    "rounds": "selection rounds after the initial training",
-    "strategies": "'all' or a list: SMI functions and baselines by name",
-    "seeds": "one run per seed and strategy; each seed also draws its own split",
-    "model": "'small_cnn' or 'resnet18'",
-    "epochs": "epochs per round (the cap when target_train_accuracy is set)",
-    "batch_size": "",
-    "lr": "SGD, momentum 0.9, weight decay 5e-4",
-    "target_train_accuracy": "stop at this training accuracy, the authors' rule (None: always `epochs` epochs)",
-    "precision": "'bf16' (autocast, channels-last), 'fp32', or 'auto': bf16 on CUDA and CPUs with native bf16",
-    "class_weight": "None: plain cross-entropy (the authors'); 'balanced': class c's loss weighted n / (K n_c)",
-    "logit_adjust": "None: off; tau: train on logits + tau log(class prior), Menon et al.'s loss (1 is theirs)",
-    "pretrain": "None: from random weights (the authors'); 'simclr': backbone pretrained on labeled + pool, no labels",
-    "pretrain_epochs": "SimCLR epochs (pretrain only); the backbone is cached by a key of everything it depends on",
-    "head_only": "True: train a linear head on the fixed pretrained backbone (needs pretrain); False: fine-tune all",
-    "queries": "'all' rare exemplars as the query set, or only the 'misclassified' ones",
-    "embedding": "what SMI compares: 'gradients' (authors'), 'gradients_rare' (pool at its likeliest rare label) "
-                 "or 'features'",
-    "device": "'auto', 'cpu', 'cuda' or 'mps'",
-    "results_dir": "run records go to <results_dir>/<experiment>/<strategy>/seed<k>.json (None: kept nowhere)",
-    "data_root": "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)",
-    "verify_data": "check each file's MD5 against medmnist (False only for hand-made fixtures)",
-}
-
-
-def _parameter_names(name: str) -> list[str]:
-    """The experiment's parameters in display order: what defines it first, then the common ones."""
-    setting = EXPERIMENTS[name]["setting"]
-    other = {n for s, names in SETTING_PARAMETERS.items() if s != setting for n in names}
-    names = ["profile", "dataset", "rare_classes", *SETTING_PARAMETERS[setting]]
-    return names + [n for n in COMMENTS if n not in names and n not in other]
-
-
-def _cell(names, values: dict, comments: dict) -> nbformat.NotebookNode:
-    """The parameters cell: every value written out, the quick profile's, with what it means beside it."""
-    lines = [f"{n} = {values[n]!r}" + (f"  # {comments[n]}" if comments.get(n) else "") for n in names]
+def _parameters_cell(name: str) -> nbformat.NotebookNode:
+    """The parameters cell: every value written out, the quick profile's, with its one-line doc beside it (both
+    from the experiment registry)."""
+    values = profile_values(name, "quick")
+    lines = [f"{p.name} = {values[p.name]!r}" + (f"  # {p.doc}" if p.doc else "") for p in parameters(name)]
     cell = new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]
     return cell
 
 
-def _parameters_cell(name: str) -> nbformat.NotebookNode:
-    return _cell(_parameter_names(name), profile_values(name, "quick"), COMMENTS)
-
-
-def _noisy_parameters_cell(name: str) -> nbformat.NotebookNode:
-    return _cell(NOISY_PARAMETERS, noisy_profile_values(name, "quick"), NOISY_COMMENTS)
+def _arguments(name: str) -> str:
+    return ", ".join(f"{p.name}={p.name}" for p in parameters(name))
 
 
 def noisy_notebook(name: str) -> nbformat.NotebookNode:
-    title, about = configure_noisy(name).title(), NOISY_ABOUT[name]
-    args = ", ".join(f"{n}={n}" for n in NOISY_PARAMETERS)
+    title, about = configure(name).title(), EXPERIMENTS[name].about
     cells = [
         new_markdown_cell(
             f"# Active label refinement: {title}\n\n{about}\n\n"
@@ -160,15 +43,14 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
             "`budget` samples among those phase 1 set aside, the simulated expert gives their true labels, and "
             "the network is fine-tuned. Samplers: the active-learning baselines, `loss`, cleanlab's "
             "`label_quality` and `activelab` rankings, and SMI with the minority classes as queries.\n\n"
-            f"Run it here or in the batch: `python -m clinical_utils.reproduce --only {name}`."),
-        _noisy_parameters_cell(name),
+            f"Run it here or in the batch: `python -m clinical_utils.batch --only {name}`."),
+        _parameters_cell(name),
         new_code_cell(
             "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom IPython.display import Markdown\n\n"
-            "from clinical_utils import report\nfrom clinical_utils.noise import noise_report\n"
-            "from clinical_utils.experiments import load_data\n"
-            "from clinical_utils.noisy_experiments import configure_noisy, noisy_split, recall_frame, "
+            "from clinical_utils import report\nfrom clinical_utils.refinement.noise import noise_report\n"
+            "from clinical_utils.experiments import configure, load_data, noisy_split, recall_frame, "
             "run_noisy_experiment\n\n"
-            f"config = configure_noisy({name!r}, {args})\n"
+            f"config = configure({name!r}, {_arguments(name)})\n"
             'pd.set_option("display.max_colwidth", None)\nconfig.table()'),
         new_markdown_cell("## The noise\nPer true class of the first seed's training subset: images, labels "
                           "made wrong and the realised rate; per given label, the share that is wrong."),
@@ -202,8 +84,7 @@ def noisy_notebook(name: str) -> nbformat.NotebookNode:
 
 
 def experiment_notebook(name: str) -> nbformat.NotebookNode:
-    title, about = configure(name).title(), ABOUT[name]
-    args = ", ".join(f"{n}={n}" for n in _parameter_names(name))
+    title, about = configure(name).title(), EXPERIMENTS[name].about
     cells = [
         new_markdown_cell(
             f"# CLINICAL: {title}\n\n{about}\n\n"
@@ -212,14 +93,14 @@ def experiment_notebook(name: str) -> nbformat.NotebookNode:
             "strategy picks `budget` images, the simulated expert labels them, and the model is retrained from "
             "scratch and tested. SMI functions (FLMI, FLQMI, GCMI, LogDetMI, FLCMI, LogDetCMI) target the rare "
             "classes; the baselines (random, entropy, margin, least confidence, BALD, BADGE, core-set) do not.\n\n"
-            "Run it here (Kernel > Restart & Run All) or in the batch: `python -m clinical_utils.reproduce --only "
+            "Run it here (Kernel > Restart & Run All) or in the batch: `python -m clinical_utils.batch --only "
             f"{name}`. Finished runs are read back from their records, not re-run."),
         _parameters_cell(name),
         new_code_cell(
             "import matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd\nfrom IPython.display import Markdown\n\n"
             "from clinical_utils import report\n"
             "from clinical_utils.experiments import build_scenario, configure, load_data, run_experiment\n\n"
-            f"config = configure({name!r}, {args})\n"
+            f"config = configure({name!r}, {_arguments(name)})\n"
             'pd.set_option("display.max_colwidth", None)\nconfig.table()'),
         new_markdown_cell("## The scenario\nPer-class counts of the first seed's split: the initial labeled set, "
                           "the unlabeled pool, the exemplars (from `val`) and the test set."),
@@ -269,9 +150,7 @@ def summary_notebook() -> nbformat.NotebookNode:
             "import tempfile\n\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
             "from IPython.display import Markdown, display\n\n"
             "from clinical_utils import report, stats\nfrom clinical_utils.data import class_names\n"
-            "from clinical_utils.experiments import configure\n"
-            "from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, configure_noisy, load_phase1_records,\n"
-            "                                              recall_frame)\n\n"
+            "from clinical_utils.experiments import configure, load_phase1_records, of_paper, recall_frame\n\n"
             "records = report.load_records(results_dir)\n"
             "found = sorted({r['parameters']['experiment'] for r in records})\n"
             "experiments = found if experiments is None else experiments\n"
@@ -281,7 +160,7 @@ def summary_notebook() -> nbformat.NotebookNode:
             "tables_dir = tables_dir or tempfile.mkdtemp(prefix='clinical-utils-tables-')\n"
             "frame = report.rounds_frame([r for r in records if r['parameters']['experiment'] in experiments])\n"
             "recalls = {name: recall_frame(load_phase1_records(results_dir, name))\n"
-            "           for name in experiments if name in NOISY_EXPERIMENTS}\n"
+            "           for name in experiments if name in of_paper('refinement')}\n"
             "paired = pd.concat([stats.paired_table(frame)] + [stats.paired_recall(recall, experiment=name)\n"
             "                                                  for name, recall in recalls.items()], ignore_index=True)\n"
             "report.save_csv(paired, f'{tables_dir}/paired.csv')\n"
@@ -297,8 +176,8 @@ def summary_notebook() -> nbformat.NotebookNode:
             "    mine = [r for r in records if r['parameters']['experiment'] == name]\n"
             "    part = frame[frame['experiment'] == name]\n"
             "    names = class_names(mine[0]['parameters']['dataset'])\n"
-            "    noisy = name in NOISY_EXPERIMENTS\n"
-            "    title = (configure_noisy if noisy else configure)(name).title()\n"
+            "    noisy = name in of_paper('refinement')\n"
+            "    title = configure(name).title()\n"
             "    run = mine[0]['parameters']  # the runs' own model and rounds: paper_cpu's figures say theirs\n"
             "    title += f\" ({run.get('model') or run['phase1']['model']}, {run['rounds']} rounds of {run['budget']})\"\n"
             "    display(Markdown(f'## {title}\\n`{name}`'))\n"
@@ -323,7 +202,7 @@ def summary_notebook() -> nbformat.NotebookNode:
             "print(f'{len(saved)} files saved in {figures_dir}')"),
         new_markdown_cell("## Targeted active learning (CLINICAL), final round\nmean ± sd over seeds; `rare picked`: "
                           "rare images labeled over all rounds."),
-        new_code_cell("targeted = frame[~frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
+        new_code_cell("targeted = frame[frame['experiment'].isin(of_paper('clinical'))]\n"
                       "report.final_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell(
             "## Paired differences\nAll strategies of one seed share the split and the initial model, so each "
@@ -346,7 +225,7 @@ def summary_notebook() -> nbformat.NotebookNode:
         new_code_cell("report.blind_rounds_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell("## Active label refinement, final round\nmean ± sd over seeds; `corrected`: wrong labels "
                           "fixed by the expert; `remaining noise`: wrong labels left in the training set."),
-        new_code_cell("noisy = frame[frame['experiment'].isin(list(NOISY_EXPERIMENTS))]\n"
+        new_code_cell("noisy = frame[frame['experiment'].isin(of_paper('refinement'))]\n"
                       "report.refinement_table(noisy) if len(noisy) else 'no label-refinement records'"),
     ]
     return _notebook(cells)
@@ -371,11 +250,12 @@ answer_key = None  # demo only: a CSV of path,label that answers in the expert's
 
 def labeling_notebook() -> nbformat.NotebookNode:
     """Targeted labeling of your own images: one round per run of the notebook."""
-    levers = "\n".join(f"{name} = {value!r}  # {COMMENTS[name]}" for name, value in RECOMMENDED.items())
+    docs = {p.name: p.doc for p in parameters("pneumonia_binary")}  # the CLINICAL parameters' docs
+    levers = "\n".join(f"{name} = {value!r}  # {docs[name]}" for name, value in RECOMMENDED.items())
     base = [line for line in LABELING_PARAMETERS.splitlines() if line.split(" = ")[0] not in RECOMMENDED]
-    parameters = new_code_cell("\n".join(base).format(levers="# the recommended recipe (recommended.yaml):\n"
+    cell = new_code_cell("\n".join(base).format(levers="# the recommended recipe (recommended.yaml):\n"
                                                               + levers))
-    parameters.metadata["tags"] = ["parameters"]
+    cell.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(
             "# Targeted labeling of your own images\n\nA folder of unlabeled scans, a few labeled ones (a CSV of "
@@ -385,16 +265,16 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "once (an append-only log and the labels CSV), so closing the browser or restarting the kernel loses "
             "nothing: run the notebook again and it shows the picks still to label, or starts the next round when "
             "there are none.\n\nThe defaults label a demo folder written from PneumoniaMNIST (`python -m "
-            "clinical_utils.demo demo/pneumonia`); for your own images set `folder`, `labels` and `rare_classes`. "
+            "clinical_utils.labeling.demo demo/pneumonia`); for your own images set `folder`, `labels` and `rare_classes`. "
             "The outputs saved here come from a run on the demo folder in which its answer key stood in for the "
             "expert (`answer_key=\"../demo/pneumonia_answers.csv\"`)."),
-        parameters,
+        cell,
         new_code_cell(
-            "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\nfrom clinical_utils import demo\n"
-            "from clinical_utils.label_widget import LabelingWidget\n"
+            "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\nfrom clinical_utils.labeling import demo\n"
+            "from clinical_utils.labeling.widget import LabelingWidget\n"
             "from clinical_utils.labeling import LabelingProject, validation_table\n"
-            "from clinical_utils.representation import PretrainConfig\n"
-            "from clinical_utils.train import TrainConfig\n\n"
+            "from clinical_utils.training.representation import PretrainConfig\n"
+            "from clinical_utils.training.train import TrainConfig\n\n"
             "if folder == \"../demo/pneumonia\" and not Path(folder).exists():\n"
             "    demo.write_pneumonia_folder(folder)\n"
             "project = LabelingProject(folder, labels, state_dir, size=size, annotator=annotator)\n"
@@ -483,12 +363,12 @@ def _notebook(cells) -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    for name in EXPERIMENTS:
+    for name in of_paper("clinical"):
         nbformat.write(experiment_notebook(name), HERE / f"{name}.ipynb")
-    for name in NOISY_EXPERIMENTS:
+    for name in of_paper("refinement"):
         nbformat.write(noisy_notebook(name), HERE / f"{name}.ipynb")
     nbformat.write(summary_notebook(), HERE / "summary.ipynb")
-    # its committed outputs come from a run on the demo folder: python -m clinical_utils.demo demo/pneumonia, then
+    # its committed outputs come from a run on the demo folder: python -m clinical_utils.labeling.demo demo/pneumonia, then
     # papermill notebooks/label_my_images.ipynb notebooks/label_my_images.ipynb --cwd notebooks
     #     -p answer_key ../demo/pneumonia_answers.csv
     nbformat.write(labeling_notebook(), HERE / "label_my_images.ipynb")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clinical_utils.environment import BATCH_ENVIRONMENT, PORTABLE_FP32, enter_portable_fp32
+from clinical_utils.batch.environment import BATCH_ENVIRONMENT, PORTABLE_FP32, enter_portable_fp32
 from medmnist_fixtures import write_download_sets, write_medmnist_npz
 
 enter_portable_fp32()  # before any test imports torch: the nbval kernels compute as the references did
@@ -90,7 +90,7 @@ def write_labeling_demo(folder: Path) -> None:
     cleared; nothing without the offline files (the notebook is then skipped)."""
     import shutil
 
-    from clinical_utils import demo
+    from clinical_utils.labeling import demo
     from clinical_utils.data import DataError, ensure_file
     try:
         ensure_file("pneumoniamnist", download=False)
@@ -104,12 +104,11 @@ def pytest_collection_modifyitems(config, items):
     """The nbval copies of the offline notebooks need the real files: skip them, saying why, without them."""
     from clinical_utils.data import DataError, ensure_file
     from clinical_utils.experiments import EXPERIMENTS, OFFLINE
-    from clinical_utils.noisy_experiments import NOISY_EXPERIMENTS, NOISY_OFFLINE
 
     missing = {}
-    datasets = {**{n: e["dataset"] for n, e in {**EXPERIMENTS, **NOISY_EXPERIMENTS}.items()},
+    datasets = {**{n: e.values["dataset"] for n, e in EXPERIMENTS.items()},
                 "label_my_images": "pneumoniamnist"}  # its demo folder is written from PneumoniaMNIST
-    for name in [*OFFLINE, *NOISY_OFFLINE, "label_my_images"]:
+    for name in [*OFFLINE, "label_my_images"]:
         try:
             ensure_file(datasets[name], download=False)
         except DataError as err:

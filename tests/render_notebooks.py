@@ -13,15 +13,14 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from clinical_utils.environment import enter_portable_fp32
+from clinical_utils.batch.environment import enter_portable_fp32
 
 enter_portable_fp32()  # as the tests run: before the imports below bring in torch
 
-from clinical_utils.experiments import EXPERIMENTS, OFFLINE, configure, load_data, run_experiment  # noqa: E402
-from clinical_utils.grid import QuietKernelManager  # noqa: E402
-from clinical_utils.reproduce import notebook_parameters  # noqa: E402
-from clinical_utils.noisy_experiments import (NOISY_EXPERIMENTS, NOISY_OFFLINE, configure_noisy,  # noqa: E402
-                                              run_noisy_experiment)
+from clinical_utils.batch.grid import QuietKernelManager  # noqa: E402
+from clinical_utils.batch.reproduce import notebook_parameters  # noqa: E402
+from clinical_utils.experiments import (EXPERIMENTS, OFFLINE, configure, load_data, run_experiment,  # noqa: E402
+                                        run_noisy_experiment)
 from conftest import write_labeling_demo  # noqa: E402
 from medmnist_fixtures import write_download_sets  # noqa: E402
 
@@ -40,7 +39,7 @@ def smoke_parameters(name: str) -> dict:
     if name == "summary":
         return {"results_dir": RECORDS, "figures_dir": None, "tables_dir": None}
     params = {**notebook_parameters(name, "smoke", {}), "results_dir": None}  # smoke keeps no records
-    if name not in OFFLINE + NOISY_OFFLINE:
+    if name not in OFFLINE:
         params.update(data_root=FIXTURE_DATA, verify_data=False)
     return params
 
@@ -51,12 +50,12 @@ def main() -> None:
     for name in SUMMARY_EXPERIMENTS:
         config = configure(name, profile="smoke", results_dir=str(HERE / RECORDS))
         run_experiment(load_data(config), config, progress=False)
-    config = configure_noisy("retina_noisy", profile="smoke", results_dir=str(HERE / RECORDS))
+    config = configure("retina_noisy", profile="smoke", results_dir=str(HERE / RECORDS))
     run_noisy_experiment(load_data(config), config, progress=False)
     for pt in (HERE / RECORDS).rglob("*.pt"):  # the summary reads no weights; keep the repository small
         pt.unlink()
     write_labeling_demo(HERE / FIXTURE_DATA)
-    for name in [*EXPERIMENTS, *NOISY_EXPERIMENTS, "summary", "label_my_images"]:
+    for name in [*EXPERIMENTS, "summary", "label_my_images"]:
         print(name, file=sys.stderr)
         out = HERE / f"{name}.ipynb"
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters=smoke_parameters(name),

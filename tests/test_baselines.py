@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from clinical_utils.models import build_model
 from clinical_utils.selection import (SelectionError, badge_select, bald_select, coreset_select, entropy_select,
                                       gradient_embedding, least_confidence_select, margin_select,
                                       mc_dropout_probs, random_select)
+from clinical_utils.training.models import build_model
 from exactness import exact, picks_clear_of_ties
 
 PROBS = np.array([[0.98, 0.01, 0.01], [0.34, 0.33, 0.33], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [0.9, 0.05, 0.05]])

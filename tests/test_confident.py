@@ -4,10 +4,10 @@ import pytest
 from cleanlab.multiannotator import get_active_learning_scores
 from cleanlab.rank import get_label_quality_scores
 
-from clinical_utils.confident import label_issues, out_of_sample_probs
-from clinical_utils.models import build_model
+from clinical_utils.refinement.confident import label_issues, out_of_sample_probs
 from clinical_utils.selection.label_quality import activelab_order, label_quality_order, loss_order
-from clinical_utils.train import TrainConfig, predict, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, predict, train
 
 from exactness import exact
 
@@ -64,7 +64,7 @@ def test_rankings_are_cleanlabs_scores_lowest_first():
 def test_out_of_sample_probabilities_come_from_networks_that_never_saw_the_sample(monkeypatch):
     """Every sample's probabilities come from exactly one fold's network, and that network never trained on it
     (the images carry their index, so the spies below can tell which ones each network saw)."""
-    from clinical_utils import confident
+    from clinical_utils.refinement import confident
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)

@@ -90,7 +90,7 @@ def test_unknown_size_is_rejected(tmp_path):
 def test_every_2d_single_label_flag_is_accepted():
     for flag in D.FLAGS_2D:
         if flag != "chestmnist":
-            D._check_flag(flag, 28)
+            D.medmnist._check_flag(flag, 28)
 
 
 # ---------------------------------------------------------------- scenarios on fixtures

@@ -5,12 +5,12 @@ import sys
 import pytest
 import torch
 
-from clinical_utils import environment
-from clinical_utils.train import native_bf16
+from clinical_utils.batch import environment
+from clinical_utils.training.train import native_bf16
 
 
 def test_the_kernel_spec_gets_every_batch_setting():
-    printed = subprocess.run([sys.executable, "-m", "clinical_utils.environment", "--kernel-env"],
+    printed = subprocess.run([sys.executable, "-m", "clinical_utils.batch.environment", "--kernel-env"],
                              capture_output=True, text=True, check=True).stdout.split()
     pairs = dict(zip(printed[1::3], printed[2::3]))
     assert printed[::3] == ["--env"] * len(environment.BATCH_ENVIRONMENT) and pairs == environment.BATCH_ENVIRONMENT

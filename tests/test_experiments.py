@@ -3,18 +3,18 @@ import json
 import nbformat
 import pytest
 
-from clinical_utils.experiments import (EXPERIMENTS, PARAMETERS, PROFILES, SETTING_PARAMETERS,
-                                        build_scenario, configure, load_data, profile_values, record_path,
+from clinical_utils.active.loop import STRATEGIES
+from clinical_utils.experiments import (build_scenario, configure, load_data, of_paper, parameters, profile_values,
                                         run_experiment)
-from clinical_utils.loop import STRATEGIES
 from clinical_utils.params import ConfigError
+from clinical_utils.records import record_path
 from medmnist_fixtures import write_download_sets
 
 
 def test_missing_names_take_the_profile_value_and_given_values_are_literal():
     smoke = configure("pneumonia_binary", profile="smoke")
-    assert (smoke.rounds, smoke.budget, smoke.seeds) == (PROFILES["smoke"]["rounds"], PROFILES["smoke"]["budget"],
-                                                         PROFILES["smoke"]["seeds"])
+    profile = profile_values("pneumonia_binary", "smoke")
+    assert (smoke.rounds, smoke.budget, smoke.seeds) == (profile["rounds"], profile["budget"], profile["seeds"])
     assert smoke.rare_classes == [1] and smoke.imbalance == 20 and smoke.results_dir is None and not smoke.changed
     mine = configure("pneumonia_binary", profile="smoke", rounds=7, strategies="all", imbalance_ratio=100)
     assert mine.rounds == 7 and mine.strategies == list(STRATEGIES) and mine.imbalance == 100
@@ -28,7 +28,7 @@ def test_missing_names_take_the_profile_value_and_given_values_are_literal():
     assert literal.pool is None and literal.train.target_train_accuracy is None
     assert literal.changed == {"pool_per_class": 1050, "target_train_accuracy": 0.99}
     for name in ("budget", "seeds", "model", "precision", "exemplars_per_class"):  # None means nothing for these
-        with pytest.raises(ConfigError, match=name if name != "precision" else "training"):
+        with pytest.raises(ConfigError, match=f"parameter {name} = None"):
             configure("pneumonia_binary", **{name: None})
 
 
@@ -48,7 +48,7 @@ def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile(
     ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse"), ("pretrain", "byol"),
     ("pretrain_epochs", 0), ("head_only", "yes"), ("head_only", True)])
 def test_bad_values_name_the_parameter(name, value):
-    with pytest.raises(ConfigError, match=name if name not in ("lr", "target_train_accuracy") else "training"):
+    with pytest.raises(ConfigError, match=f"parameter {name} = "):
         # head_only=True is refused without pretrain: a linear head on untrained features
         configure("pneumonia_binary", **{name: value})
 
@@ -69,7 +69,7 @@ def test_unknown_names_profiles_and_experiments_are_rejected():
         configure("pneumonia_longtail")
 
 
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
+@pytest.mark.parametrize("name", of_paper("clinical"))
 def test_committed_notebooks_are_the_generated_ones(name):
     """The notebooks come from notebooks/make_notebooks.py: the parameters cell lists exactly the names
     `configure` takes, and no cell was edited by hand."""
@@ -80,7 +80,7 @@ def test_committed_notebooks_are_the_generated_ones(name):
     assert [c.source for c in committed.cells] == [c.source for c in generated.cells]
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in params.source.splitlines()}
-    assert names == set(PARAMETERS + SETTING_PARAMETERS[EXPERIMENTS[name]["setting"]])
+    assert names == {p.name for p in parameters(name)}
     shown = {}
     exec(params.source, {}, shown)  # every value written out: the quick profile's, none left to a hidden default
     assert shown == profile_values(name, "quick")
@@ -107,7 +107,7 @@ def test_the_recommended_recipe_is_parameters_of_every_clinical_notebook_and_the
     import yaml
 
     recommended = yaml.safe_load((make_notebooks.HERE.parent / "recommended.yaml").read_text())
-    for name in EXPERIMENTS:
+    for name in of_paper("clinical"):
         config = configure(name, **recommended)
         assert set(recommended) <= set(profile_values(name))
         assert config.train.class_weight == recommended["class_weight"]
@@ -173,3 +173,40 @@ def test_the_user_chooses_the_long_tail(real_root):
                                        data_root=str(real_root)), seed=0)
     with pytest.raises(ConfigError, match="order"):
         configure("retina_longtail", order=[0, 0, 1])
+
+
+# ---------------------------------------------------------------- the experiment registry
+
+
+def test_a_new_parameter_is_one_declaration(monkeypatch):
+    """Declared once, a parameter has its default in every profile, its check in configure, and its line and doc
+    in the generated parameters cell of every notebook of its paper."""
+    import dataclasses
+
+    import make_notebooks
+    from clinical_utils.experiments import PAPERS, Parameter
+    from clinical_utils.experiments.parameters import whole
+
+    extra = Parameter("warmup_rounds", 0, whole, "a whole number >= 0", "rounds before SMI takes over",
+                      profiles={"paper": 2})
+    clinical = PAPERS["clinical"]
+    monkeypatch.setitem(PAPERS, "clinical", dataclasses.replace(clinical, parameters=(*clinical.parameters, extra)))
+    for name in of_paper("clinical"):
+        assert profile_values(name)["warmup_rounds"] == 0 and profile_values(name, "paper")["warmup_rounds"] == 2
+        assert "warmup_rounds = 0  # rounds before SMI takes over" in make_notebooks._parameters_cell(name).source
+    assert configure("pneumonia_binary", warmup_rounds=3).changed == {"warmup_rounds": 0}
+    with pytest.raises(ConfigError, match=r"parameter warmup_rounds = -1 is not valid: it must be a whole number"):
+        configure("pneumonia_binary", warmup_rounds=-1)
+    with pytest.raises(ConfigError, match="unknown parameter.*warmup_rounds"):
+        configure("pneumonia_noisy", warmup_rounds=1)  # the other paper's notebooks do not take it
+
+
+def test_every_profile_of_every_experiment_passes_its_own_checks():
+    from clinical_utils.experiments import EXPERIMENTS, PAPERS
+
+    for name, spec in EXPERIMENTS.items():
+        for profile in PAPERS[spec.paper].profiles:
+            config = configure(name, profile=profile)
+            assert config.profile == profile and not config.changed
+    docs = {p.name: p.doc for spec in PAPERS.values() for p in spec.parameters}
+    assert [name for name, doc in docs.items() if not doc] == ["dataset", "batch_size"]  # self-explanatory

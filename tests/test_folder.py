@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from clinical_utils import data as D
-from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig, train
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, train
 from exactness import exact
 from medmnist_fixtures import write_medmnist_npz
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from clinical_utils import reproduce
-from clinical_utils.loop import STRATEGIES
-from clinical_utils.noisy_experiments import METHODS
+from clinical_utils.active.loop import STRATEGIES
+from clinical_utils.batch import reference, reproduce
+from clinical_utils.experiments import METHODS
 from clinical_utils.records import read_json, record_paths
-from clinical_utils.refine import SAMPLERS
+from clinical_utils.refinement.refine import SAMPLERS
 from medmnist_fixtures import write_download_sets
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["blood_binary", "derma_noisy"]  # one CLINICAL notebook, one label-refinement notebook
 SETTINGS = {"data_root": "../data", "verify_data": False, "seeds": [0, 1]}
-COMMAND = [sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only", *NAMES,
+COMMAND = [sys.executable, "-m", "clinical_utils.batch", "--profile", "smoke", "--only", *NAMES,
            "--set", *(f"{k}={v!r}".replace(" ", "") for k, v in SETTINGS.items()), "--threads", "1", "--workers", "2"]
 
 
@@ -35,7 +35,7 @@ def repo(tmp_path):
 
 
 def records(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): reproduce.comparable(read_json(p)) for p in record_paths(folder, phase1=None)}
+    return {str(p.relative_to(folder)): reference.comparable(read_json(p)) for p in record_paths(folder, phase1=None)}
 
 
 def kill_a_worker_mid_shard(batch: subprocess.Popen, run: Path) -> None:

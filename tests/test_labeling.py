@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from clinical_utils import demo
 from clinical_utils.data import load_folder
-from clinical_utils.label_widget import LabelingWidget
+from clinical_utils.labeling import demo
 from clinical_utils.labeling import LabelingError, LabelingProject, validation_table
-from clinical_utils.train import TrainConfig
+from clinical_utils.labeling.widget import LabelingWidget
+from clinical_utils.training.train import TrainConfig
 
 FAST = TrainConfig(epochs=2, batch_size=8, precision="fp32")
 
@@ -256,7 +256,7 @@ def test_with_only_the_rare_exemplars_labeled_the_first_round_starts_cold(folder
     """No clear scan labeled for training (only in val): no model can be trained, so the round picks on
     self-supervised features with the lesion exemplars as queries (random picks 1.6 lesions of 8 on average
     here); once a clear scan is labeled the next round trains."""
-    from clinical_utils.representation import PretrainConfig
+    from clinical_utils.training.representation import PretrainConfig
 
     root, labels, truth = folder
     rows = list(csv.reader(open(labels)))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from clinical_utils import data as D
-from clinical_utils.loop import STRATEGIES, run_active_learning
-from clinical_utils.train import TrainConfig
+from clinical_utils.active.loop import STRATEGIES, run_active_learning
+from clinical_utils.training.train import TrainConfig
 from exactness import exact
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=3e-3)
@@ -159,7 +159,7 @@ def test_hand_built_scenarios_are_checked(setting, change, message):
 def test_a_pretrained_backbone_is_made_once_per_seed_shared_by_strategies_and_recorded(setting, tmp_path):
     """pretrain: the SimCLR backbone is trained once for the seed (one cache file for two strategies), every
     round's model starts from it (with head_only it stays as it is), and the record says so."""
-    from clinical_utils.representation import PretrainConfig, pretrained_backbone
+    from clinical_utils.training.representation import PretrainConfig, pretrained_backbone
 
     blood, scenario = setting
     pretrain = PretrainConfig(epochs=1, batch_size=32)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from clinical_utils.models import build_model
+from clinical_utils.training.models import build_model
 
 
 @pytest.mark.parametrize("name, channels, size, dim", [

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clinical_utils.noise import NoiseError, add_label_noise, noise_report, transition_matrix
+from clinical_utils.refinement.noise import NoiseError, add_label_noise, noise_report, transition_matrix
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.2, 0.8])

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clinical_utils.models import build_model
-from clinical_utils.noisy import (CoTeachingConfig, clean_recall, co_teaching, forget_schedule, head_gradients,
+from clinical_utils.refinement.coteaching import (CoTeachingConfig, clean_recall, co_teaching, forget_schedule, head_gradients,
                                   input_gradients, select_kept, vog_scores)
-from clinical_utils.train import TrainConfig, predict
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig, predict
 
 
 def test_head_gradient_closed_form_equals_autograd():

@@ -4,21 +4,19 @@ import nbformat
 import numpy as np
 import pytest
 
-from clinical_utils import noisy_experiments
-from clinical_utils.experiments import load_data
+from clinical_utils.experiments import (METHODS, configure, load_data, load_phase1_records, noisy_split, of_paper,
+                                        parameters, profile_values, recall_frame, run_noisy_experiment)
 from clinical_utils.params import ConfigError
-from clinical_utils.noisy_experiments import (METHODS, NOISY_EXPERIMENTS, NOISY_PARAMETERS, NOISY_PROFILES,
-                                              configure_noisy, load_phase1_records, noisy_split,
-                                              noisy_profile_values, recall_frame, run_noisy_experiment)
+from clinical_utils.refinement import run as refinement_run
 from exactness import exact
 from medmnist_fixtures import write_download_sets
 
 
-def test_configure_noisy_fills_from_the_profile_and_checks_values():
-    smoke = configure_noisy("retina_noisy", profile="smoke")
-    assert smoke.rounds == NOISY_PROFILES["smoke"]["rounds"] and smoke.noise_rate == 0.6
+def test_configure_fills_from_the_profile_and_checks_values():
+    smoke = configure("retina_noisy", profile="smoke")
+    assert smoke.rounds == profile_values("retina_noisy", "smoke")["rounds"] and smoke.noise_rate == 0.6
     assert smoke.coteaching.forget_rate == 0.6 and smoke.coteaching.vog == "head"  # tau = the noise rate
-    assert configure_noisy("retina_noisy", forget_rate=0.5).coteaching.forget_rate == 0.5
+    assert configure("retina_noisy", forget_rate=0.5).coteaching.forget_rate == 0.5
     for bad, message in (({"noise_rate": 1.0}, "noise_rate"), ({"samplers": ["flmi"]}, "samplers"),
                          ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
                          ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
@@ -32,26 +30,28 @@ def test_configure_noisy_fills_from_the_profile_and_checks_values():
                          ({"pretrain": "byol"}, "pretrain"), ({"weights": "/no/such.pt"}, "weights: .*does not exist"),
                          ({"weights": "w.pt", "pretrain": "simclr"}, "None while pretrain is set")):
         with pytest.raises(ConfigError, match=message):
-            configure_noisy("retina_noisy", **bad)
-    with pytest.raises(ConfigError, match="label-noise experiments"):
-        configure_noisy("retina_longtail")
+            configure("retina_noisy", **bad)
+    with pytest.raises(ConfigError, match="unknown parameter.*for retina_longtail: 'noise_rate'"):
+        configure("retina_longtail", noise_rate=0.5)  # a label-refinement parameter on a CLINICAL experiment
+    with pytest.raises(ConfigError, match="unknown profile 'paper_cpu' for retina_noisy"):
+        configure("retina_noisy", profile="paper_cpu")
 
 
-@pytest.mark.parametrize("name", list(NOISY_EXPERIMENTS))
+@pytest.mark.parametrize("name", of_paper("refinement"))
 def test_committed_noisy_notebooks_are_the_generated_ones(name):
     import make_notebooks
 
     committed = nbformat.read(make_notebooks.HERE / f"{name}.ipynb", as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.noisy_notebook(name).cells]
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
-    assert [line.split("=")[0].strip() for line in params.source.splitlines()] == list(NOISY_PARAMETERS)
+    assert [line.split("=")[0].strip() for line in params.source.splitlines()] == [p.name for p in parameters(name)]
     shown = {}
     exec(params.source, {}, shown)
-    assert shown == noisy_profile_values(name, "quick")
+    assert shown == profile_values(name, "quick")
 
 
 def test_split_noise_and_default_minority_classes(tmp_path):
-    config = configure_noisy("path_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path)),
+    config = configure("path_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path)),
                              verify_data=False, train_size=300)
     data = load_data(config)
     split = noisy_split(data, config, seed=4)
@@ -60,12 +60,12 @@ def test_split_noise_and_default_minority_classes(tmp_path):
     share = np.bincount(split.noisy, minlength=9) / 300  # the labels as given, never the true ones
     assert split.rare_classes == np.flatnonzero(share < 1 / 9).tolist()
     with pytest.raises(ConfigError, match="larger than"):
-        noisy_split(data, configure_noisy("path_noisy", profile="smoke", train_size=10**6, data_root=str(tmp_path),
+        noisy_split(data, configure("path_noisy", profile="smoke", train_size=10**6, data_root=str(tmp_path),
                                           verify_data=False), seed=0)
 
 
 def test_experiment_writes_phase1_and_phase2_records_and_reads_them_back(tmp_path):
-    config = configure_noisy("derma_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path / "d")),
+    config = configure("derma_noisy", profile="smoke", data_root=str(write_download_sets(tmp_path / "d")),
                              verify_data=False, samplers=["random", "smi"], results_dir=str(tmp_path / "r"))
     data = load_data(config)
     phase1, phase2 = run_noisy_experiment(data, config, progress=False)
@@ -98,11 +98,11 @@ def test_phase1_starts_from_a_pretrained_backbone_or_a_weights_file(tmp_path):
     fitted to the model and recorded by name and SHA-1."""
     import torch
 
-    from clinical_utils.models import build_model
+    from clinical_utils.training.models import build_model
 
     root = str(write_download_sets(tmp_path / "d"))
     common = dict(profile="smoke", data_root=root, verify_data=False, samplers=["random"], rounds=1, budget=4)
-    config = configure_noisy("derma_noisy", pretrain="simclr", pretrain_epochs=1, results_dir=str(tmp_path / "p"),
+    config = configure("derma_noisy", pretrain="simclr", pretrain_epochs=1, results_dir=str(tmp_path / "p"),
                              **common)
     phase1, _ = run_noisy_experiment(load_data(config), config, progress=False)
     assert all(r["parameters"]["pretrain"]["epochs"] == 1 for r in phase1)
@@ -110,17 +110,17 @@ def test_phase1_starts_from_a_pretrained_backbone_or_a_weights_file(tmp_path):
     weights = tmp_path / "w.pt"
     source = build_model("small_cnn", 3, 7, seed=5)
     torch.save(source.state_dict(), weights)
-    config = configure_noisy("derma_noisy", weights=str(weights), results_dir=str(tmp_path / "w"), **common)
+    config = configure("derma_noisy", weights=str(weights), results_dir=str(tmp_path / "w"), **common)
     data = load_data(config)
     phase1, _ = run_noisy_experiment(data, config, progress=False)
     assert {r["parameters"]["weights"]["file"] for r in phase1} == {"w.pt"}
     # with training switched off, phase 1's network is the file's backbone under a fresh head
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(noisy_experiments, "train", lambda *a, **k: type("Fit", (), {"history": [], "seconds": 0})())
-        model, _ = noisy_experiments.run_phase1(data, config, noisy_split(data, config, 0), "cross_entropy", 0,
+        patch.setattr(refinement_run, "train", lambda *a, **k: type("Fit", (), {"history": [], "seconds": 0})())
+        model, _ = refinement_run.run_phase1(data, config, noisy_split(data, config, 0), "cross_entropy", 0,
                                                 tmp_path / "untrained")
     for name, tensor in source.backbone.state_dict().items():
         exact(model.backbone.state_dict()[name], tensor)
     with pytest.raises(ConfigError, match="weights: .* does not fit small_cnn's backbone"):
         torch.save(build_model("small_cnn", 1, 2).state_dict(), weights)  # one channel: DermaMNIST has three
-        configure_noisy("derma_noisy", weights=str(weights), **common)
+        configure("derma_noisy", weights=str(weights), **common)

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from clinical_utils.reproduce import NOTEBOOKS as EXPERIMENT_NOTEBOOKS
+from clinical_utils.batch.reproduce import NOTEBOOKS as EXPERIMENT_NOTEBOOKS
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

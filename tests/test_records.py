@@ -7,8 +7,7 @@ import sys
 import pytest
 
 from clinical_utils import records
-from clinical_utils.experiments import configure, load_data, run_experiment
-from clinical_utils.noisy_experiments import configure_noisy, run_noisy_experiment
+from clinical_utils.experiments import configure, load_data, run_experiment, run_noisy_experiment
 from medmnist_fixtures import write_download_sets
 
 
@@ -49,7 +48,7 @@ def test_options_added_later_are_stored_only_when_used(data_root, tmp_path):
 
 def _noisy(data_root, results, **changes):
     params = {"samplers": ["random"], "epochs": 3, "rounds": 1, **changes}
-    config = configure_noisy("derma_noisy", profile="smoke", data_root=data_root, verify_data=False,
+    config = configure("derma_noisy", profile="smoke", data_root=data_root, verify_data=False,
                              results_dir=str(results), **params)
     return run_noisy_experiment(load_data(config), config, progress=False)
 

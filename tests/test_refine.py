@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from clinical_utils.models import build_model
-from clinical_utils.refine import SAMPLERS, run_label_refinement
-from clinical_utils.train import TrainConfig
+from clinical_utils.refinement.refine import SAMPLERS, run_label_refinement
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig
 
 FINETUNE = TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-3)
 

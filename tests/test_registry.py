@@ -62,8 +62,8 @@ def darkest_first(x, budget, seed):
 registry.STRATEGIES["darkest"] = registry.Strategy("uncertainty", ("probs",), darkest_first, "#123456", "*")
 
 from clinical_utils import data as D, experiments, loop, refine, report
-from clinical_utils.models import build_model
-from clinical_utils.train import TrainConfig
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import TrainConfig
 
 assert "darkest" in loop.STRATEGIES and "darkest" in refine.SAMPLERS, (loop.STRATEGIES, refine.SAMPLERS)
 assert report.PALETTE["darkest"] == "#123456" and report.MARKERS["darkest"] == "*" and "darkest" in report.HUE_ORDER

@@ -75,9 +75,9 @@ def test_every_method_has_one_distinct_style():
     from matplotlib.colors import to_rgb
     from skimage.color import deltaE_ciede2000, rgb2lab  # scikit-image comes with medmnist
 
-    from clinical_utils.loop import STRATEGIES
-    from clinical_utils.noisy_experiments import METHODS
-    from clinical_utils.refine import SAMPLERS
+    from clinical_utils.active.loop import STRATEGIES
+    from clinical_utils.experiments import METHODS
+    from clinical_utils.refinement.refine import SAMPLERS
 
     for family in (STRATEGIES, SAMPLERS, METHODS):
         assert set(family) <= set(report.PALETTE) == set(report.MARKERS) == set(report.HUE_ORDER)
@@ -347,5 +347,5 @@ def test_headline_gives_each_experiment_its_verdict():
 
 
 def test_every_phase_one_method_has_its_style():
-    from clinical_utils.noisy_experiments import METHODS
+    from clinical_utils.experiments import METHODS
     assert set(report.METHODS_STYLE) == set(METHODS)  # a new method is not drawn black

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from clinical_utils.representation import PretrainConfig, cache_key, pretrained_backbone, ssl_features
 from clinical_utils.selection import SelectionError, smi_select, typiclust_select
+from clinical_utils.training.representation import PretrainConfig, cache_key, pretrained_backbone, ssl_features
 from exactness import exact
 
 TINY = PretrainConfig(epochs=2, batch_size=32)
@@ -45,7 +45,7 @@ def test_pretraining_is_cached_and_repeats_bit_for_bit(tmp_path):
     assert cached[0].stat().st_mtime_ns == mtime  # read, not trained again
     fresh = tmp_path / "fresh"
     code = ("import numpy as np, sys; sys.path.insert(0, 'tests'); from test_representation import _scans, TINY; "
-            "from clinical_utils.representation import pretrained_backbone; "
+            "from clinical_utils.training.representation import pretrained_backbone; "
             f"pretrained_backbone(_scans()[0], 'small_cnn', 0, TINY, {str(fresh)!r})")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     other = torch.load(next(fresh.glob("*.pt")), weights_only=True)
@@ -100,8 +100,8 @@ def test_backbone_from_file_reads_checks_and_names_the_fix(tmp_path):
     import torch
     import torchvision
 
-    from clinical_utils.models import build_model
-    from clinical_utils.representation import backbone_from_file
+    from clinical_utils.training.models import build_model
+    from clinical_utils.training.representation import backbone_from_file
 
     source = build_model("small_cnn", 1, 4, seed=3)
     torch.save(source.state_dict(), tmp_path / "cnn.pt")

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from clinical_utils import environment, reproduce
+from clinical_utils.batch import environment, reference, reproduce
 from clinical_utils.data import DataError
 from medmnist_fixtures import write_download_sets
 
@@ -101,14 +101,14 @@ def test_done_means_every_record_is_there_finished_and_readable(repo):
     reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
     run = repo / "results" / "runs" / "smoke"
     record = run / "blood_binary" / "random" / "seed0.json"
-    first = reproduce.comparable(json.loads(record.read_text()))
+    first = reference.comparable(json.loads(record.read_text()))
     text = record.read_text()
     record.write_text(text[:len(text) // 2])
     with pytest.raises(reproduce.ConfigError, match=rf"{record} is damaged .* Delete it to compute it again"):
         reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, force=False, root=repo)
     shutil.rmtree(run / "blood_binary")
     assert [o.status for o in reproduce.run_batch(["blood_binary"], "smoke", FIXTURE, False, repo)] == ["ran", "ran"]
-    assert reproduce.comparable(json.loads(record.read_text())) == first
+    assert reference.comparable(json.loads(record.read_text())) == first
     (repo / "plain").write_text("")
     assert (run / "executed" / "blood_binary.ipynb").stat().st_mode & 0o777 == (repo / "plain").stat().st_mode & 0o777
 
@@ -187,7 +187,7 @@ def test_a_batch_prints_no_kernel_transport_warnings(repo):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only",
+    done = subprocess.run([sys.executable, "-m", "clinical_utils.batch", "--profile", "smoke", "--only",
                            "blood_binary", "--set", "data_root=../data", "verify_data=False",
                            "strategies=['random']", "epochs=1"],
                           cwd=repo, capture_output=True, text=True, timeout=600)
@@ -205,7 +205,7 @@ def test_a_second_batch_on_the_same_folder_stops_at_once(repo):
     import sys
     import time
 
-    first = subprocess.Popen([sys.executable, "-m", "clinical_utils.reproduce", "--profile", "smoke", "--only",
+    first = subprocess.Popen([sys.executable, "-m", "clinical_utils.batch", "--profile", "smoke", "--only",
                               "blood_binary", "--set", "data_root=../data", "verify_data=False"], cwd=repo,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid_file = repo / "results" / "runs" / "smoke" / ".batch.pid"  # written atomically once the lock is held
@@ -242,12 +242,12 @@ def test_the_comparison_sorts_records_into_identical_close_and_different(tmp_pat
             path = tmp_path / root / "exp" / name / "seed0.json"
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps({**value, "device": root}))
-    entry = reproduce.compare_with_reference(tmp_path, "smoke")["experiments"]["exp"]
+    entry = reference.compare_with_reference(tmp_path, "smoke")["experiments"]["exp"]
     assert entry["records"] == 5 and entry["identical"] == 1
     assert entry["close"] == ["exp/tied/seed0.json"]
     assert entry["different"] == ["exp/auc/seed0.json", "exp/other_pick/seed0.json"]
     assert entry["not in reference"] == ["exp/missing/seed0.json"]
     assert entry["largest differences"]["auc"] == pytest.approx(1e-3)
-    line = reproduce.reproduction_lines(reproduce.compare_with_reference(tmp_path, "smoke"))[1]
+    line = reference.reproduction_lines(reference.compare_with_reference(tmp_path, "smoke"))[1]
     assert line == ("  exp: 1 of 5 records identical, 1 close (the same picks, every metric within 0.0001), "
                     "2 different, 1 not in the reference; largest differences: auc 0.001")

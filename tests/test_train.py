@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from clinical_utils import data as D
-from clinical_utils.models import build_model
-from clinical_utils.train import (TrainConfig, as_uint8_tensor, class_weights, classification_metrics, epoch_batches,
+from clinical_utils.training.models import build_model
+from clinical_utils.training.train import (TrainConfig, as_uint8_tensor, class_weights, classification_metrics, epoch_batches,
                                   evaluate, fixed_features, log_prior, native_bf16, predict, resolve_device, train)
 from exactness import close, exact
 

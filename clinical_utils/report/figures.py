@@ -156,7 +156,7 @@ def budget_curves(frame: pd.DataFrame, title: str = "") -> plt.Figure:
 
 def recall_plot(recall: pd.DataFrame, title: str = "", minority=()) -> plt.Figure:
     """Phase 1: per class, the share of truly clean samples each method kept; bars the mean, whiskers the 95% CI
-    over seeds clipped to [0, 1]; the `minority` classes (names) marked *. recall: `noisy_experiments.recall_frame`
+    over seeds clipped to [0, 1]; the `minority` classes (names) marked *. recall: `experiments.recall_frame`
     (method, seed, class, recall)."""
     classes = list(dict.fromkeys(recall["class"]))
     methods = in_hue_order(recall, "method")

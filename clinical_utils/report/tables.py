@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..noisy_experiments import NOISY_EXPERIMENTS, load_phase1_records, recall_frame
+from ..experiments import load_phase1_records, of_paper, recall_frame
 from ..records import write_atomic
 from ..stats import mean_interval, paired_recall, paired_table, significant
 from .frames import load_records, rounds_frame
@@ -51,7 +51,7 @@ def detector_table(recall: pd.DataFrame, minority: list[str],
     """Phase 1 per class (minority classes marked *) and method: the share of clean samples kept (clean recall)
     and the set aside as a detector of wrong labels (flag precision, flag recall), each 'mean [95% CI]' over
     seeds ('-' where nothing was flagged); and each method's clean recall minus each reference's, paired by seed
-    ('+d [95% CI low, high]'). recall: `noisy_experiments.recall_frame`; records made before the flag columns
+    ('+d [95% CI low, high]'). recall: `experiments.recall_frame`; records made before the flag columns
     existed show them empty (NaN)."""
     def mean_ci(values: pd.Series) -> str:
         values = values.dropna()
@@ -143,7 +143,7 @@ def readme_tables(results_dir: str | Path) -> str:
     frame = rounds_frame(load_records(results_dir))
     parts = []
     for name, part in frame.groupby("experiment", sort=True):
-        if name in NOISY_EXPERIMENTS:
+        if name in of_paper("refinement"):
             recall = recall_frame(load_phase1_records(results_dir, name))
             paired = pd.concat([paired_table(part), paired_recall(recall, experiment=name)], ignore_index=True)
             means = recall.groupby(["class", "method"], sort=False)["recall"].mean().unstack().round(3)
@@ -154,7 +154,7 @@ def readme_tables(results_dir: str | Path) -> str:
         else:
             parts += [f"#### {name}", markdown_table(final_table(part).loc[name]),
                       "Paired differences:", markdown_table(paired_view(paired_table(part)))]
-    targeted = frame[~frame["experiment"].isin(list(NOISY_EXPERIMENTS))]
+    targeted = frame[frame["experiment"].isin(of_paper("clinical"))]
     if len(targeted):
         parts += ["#### Collapse", markdown_table(collapse_table(targeted))]
     return "\n\n".join(parts) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..noisy_experiments import KEEPS_ALL
+from ..refinement.run import KEEPS_ALL
 from ..selection import FUNCTIONS
 from ..stats import best_baseline, final_values, paired_recall, paired_table
 from .style import in_hue_order
@@ -122,7 +122,7 @@ def findings(frame: pd.DataFrame) -> str:
 def refinement_findings(phase2: pd.DataFrame, recall: pd.DataFrame, minority: list[str]) -> str:
     """'What this shows' for one label-refinement experiment, in Markdown, from its numbers alone: Co-teaching +
     VOG against Co-teaching in the minority classes' clean recall, and each phase-2 sampler against random,
-    paired over seeds. phase2: `rounds_frame` of the sampler records; recall: `noisy_experiments.recall_frame`;
+    paired over seeds. phase2: `rounds_frame` of the sampler records; recall: `experiments.recall_frame`;
     minority: the minority classes' names as `recall` spells them."""
     seeds = phase2["seed"].nunique()
     lines = [f"**What this shows**, from the records above ({seeds} seeds, paired by seed; an effect counts only "

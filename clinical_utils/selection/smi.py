@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..train import native_bf16
+from ..training.train import native_bf16
 from .kernels import (KERNELS, Prepared, SelectionError, as_embedding, check_budget, dims, kernel_scale, n_rows,
                       power_of_two_scale, prepare, rows, scaled, self_similarity, similarity)
 

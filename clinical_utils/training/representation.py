@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..records import write_atomic
 from .models import MODELS, build_model
-from .params import is_int, need
-from .records import write_atomic
 from .train import predict, resolve_device
 
 METHODS = ("simclr",)
@@ -62,15 +61,6 @@ def cache_key(images: np.ndarray, model_name: str, config: PretrainConfig, seed:
                               "device": resolve_device(device).type, "threads": torch.get_num_threads()},
                              sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def pretrain_from(p: dict) -> PretrainConfig | None:
-    """The pretraining a notebook's `pretrain` and `pretrain_epochs` parameters ask for (None: none), checked."""
-    need(p["pretrain"] is None or p["pretrain"] in METHODS, "pretrain", p["pretrain"],
-         f"None or one of {list(METHODS)}")
-    need(is_int(p["pretrain_epochs"]) and p["pretrain_epochs"] >= 1, "pretrain_epochs", p["pretrain_epochs"],
-         "a positive whole number")
-    return None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"])
 
 
 def pretrained_backbone(images, model_name: str = "small_cnn", seed: int = 0, config: PretrainConfig = PretrainConfig(),

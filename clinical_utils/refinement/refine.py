@@ -21,11 +21,11 @@ import time
 import numpy as np
 import torch
 
-from .loop import OFFERS, PoolInputs
-from .records import RunRecord
-from .selection import FUNCTIONS, UNCONDITIONAL
-from .selection.registry import available, pick
-from .train import TrainConfig, classification_metrics, predict, resolve_device, train
+from ..records import RunRecord
+from ..selection import FUNCTIONS, UNCONDITIONAL
+from ..selection.inputs import OFFERS, PoolInputs
+from ..selection.registry import available, pick
+from ..training.train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 # Every strategy the loop runs, and those that read the given labels; one SMI function, named by smi_function,
 # runs as the sampler `smi` (the six functions as samplers of their own would multiply every batch by six).

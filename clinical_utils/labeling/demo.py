@@ -1,6 +1,6 @@
 """An offline stand-in for your own images: PneumoniaMNIST scans written as PNG files, a few of them labeled.
 
-    python -m clinical_utils.demo demo/pneumonia     # needs pneumoniamnist.npz (MEDMNIST_ROOT), no network
+    python -m clinical_utils.labeling.demo demo/pneumonia     # needs pneumoniamnist.npz (MEDMNIST_ROOT), no network
 
 Writes FOLDER/images/*.png (the unlabeled pool: mostly normal, about 5% pneumonia, as a clinic's backlog might
 be), FOLDER/labels.csv (path,label,split: a small labeled train set and a balanced validation set) and, beside
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import load_medmnist
-from .records import write_atomic, write_csv_atomic
+from ..data import load_medmnist
+from ..records import write_atomic, write_csv_atomic
 
 CLASSES = ("normal", "pneumonia")
 
@@ -58,7 +58,7 @@ def write_pneumonia_folder(folder, pool_normal: int = 380, pool_pneumonia: int =
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m clinical_utils.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinical_utils.labeling.demo", description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="where to write the images and labels.csv, e.g. demo/pneumonia")
     args = parser.parse_args()
     print(f"wrote {write_pneumonia_folder(args.folder)}")

@@ -1,8 +1,8 @@
 """The batch: run every experiment notebook with papermill, then the summary, then say what happened.
 
-    python -m clinical_utils.reproduce [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
+    python -m clinical_utils.batch [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
                                        [--threads N] [--workers N | --scheduler ADDRESS]
-    python -m clinical_utils.reproduce --profile quick --promote    # make the last run the reference
+    python -m clinical_utils.batch --profile quick --promote    # make the last run the reference
 
 Run from the repository root. Two places hold records: results/<profile>/ is the committed *reference*, and a
 batch always computes afresh into results/runs/<profile>/ (not committed): records, executed notebooks
@@ -22,7 +22,6 @@ import argparse
 import ast
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -31,25 +30,19 @@ import nbformat
 import papermill
 import torch
 
-from . import experiments, noisy_experiments
-from .data import DataError, ensure_file, load_medmnist
+from ..data import DataError, ensure_file, load_medmnist
+from ..experiments import EXPERIMENTS, PAPERS, PROFILES, check_pool, configure, profile_values, seed_records
+from ..params import ConfigError, check_names
+from ..records import RecordError, record_paths, remove_stale_temporaries, write_atomic, write_json_atomic
+from ..training.train import resolve_device
 from .environment import BATCH_ENVIRONMENT
 from .grid import (SAME_MEANING, Outcome, Shard, check_cluster, done_before, error_line, finished, run_grid,
                    run_notebook, start_client)
-from .records import RecordError, read_json, record_paths, remove_stale_temporaries, write_atomic, write_json_atomic
-from .experiments import EXPERIMENTS, PROFILES, configure, profile_values
-from .params import ConfigError, check_names
-from .noisy_experiments import NOISY_EXPERIMENTS, NOISY_PROFILES, configure_noisy, noisy_profile_values
-from .train import resolve_device
+from .reference import compare_with_reference, reproduction_lines, runs_dir
 
-NOTEBOOKS = (*EXPERIMENTS, *NOISY_EXPERIMENTS)
+NOTEBOOKS = tuple(EXPERIMENTS)
 
 SUMMARY = "summary"
-
-def runs_dir(profile: str) -> str:
-    """Where a batch computes, relative to the repository root."""
-    return f"results/runs/{profile}"
-
 
 def _parse_set(items: list[str]) -> dict:
     """NAME=VALUE pairs, from one --set or several; VALUE is a Python literal (3, [0, 1], None, 'cuda') or else a
@@ -76,8 +69,7 @@ def notebook_parameters(name: str, profile: str, overrides: dict) -> dict:
     if name == SUMMARY:  # its defaults read the reference; it reads the records where the notebooks wrote them
         return {"results_dir": overrides.get("results_dir", here), "figures_dir": f"{here}/figures",
                 "tables_dir": f"{here}/summary"}
-    values = noisy_profile_values if name in NOISY_EXPERIMENTS else profile_values
-    quick, chosen = values(name, "quick"), values(name, profile)
+    quick, chosen = profile_values(name, "quick"), profile_values(name, profile)
     changed = {k: v for k, v in chosen.items() if v != quick[k]}
     return {**changed, **({} if profile == "quick" else {"results_dir": here}), **overrides}
 
@@ -99,8 +91,7 @@ def run_batch(names: list[str], profile: str, overrides: dict, force: bool, root
     run = root / runs_dir(profile)
     # Check every notebook's parameters before running anything: a typo should not cost a half-hour batch.
     check_overrides(names, overrides, notebooks)
-    configs = {name: (configure_noisy if name in NOISY_EXPERIMENTS else configure)(
-        name, **notebook_parameters(name, profile, overrides)) for name in names}
+    configs = {name: configure(name, **notebook_parameters(name, profile, overrides)) for name in names}
     grid = workers is not None or scheduler is not None
     if grid:
         no_folder = [name for name, config in configs.items() if config.results_dir is None]
@@ -151,7 +142,7 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
             continue
         try:
             recorded = force or config.results_dir is None or all([finished(  # a list: every seed is read
-                seed_records(name, config, seed, notebooks),
+                _seed_records(config, seed, notebooks),
                 {**{k: getattr(config, k) for k in SAME_MEANING if hasattr(config, k)}, "seed": seed})
                 for seed in config.seeds])
         except RecordError as err:
@@ -160,8 +151,8 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
         if not force and recorded and done_before(notebooks / f"{name}.ipynb", executed, params):
             outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
             continue
-        if name in experiments.EXPERIMENTS:  # it will run: its pools must supply every round
-            experiments.check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
+        if EXPERIMENTS[name].paper == "clinical":  # it will run: its pools must supply every round
+            check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
         if force and config.results_dir is not None:  # computed afresh: its old records would be read back
             shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
         ready.append(name)
@@ -192,10 +183,9 @@ def _summary(profile: str, overrides: dict, notebooks: Path, run: Path) -> Outco
     return _run_one(SUMMARY, params, notebooks, run)
 
 
-def seed_records(name: str, config, seed: int, notebooks: Path) -> list[Path]:
-    """The records one seed of notebook `name` leaves finished."""
-    module = noisy_experiments if name in NOISY_EXPERIMENTS else experiments
-    return module.seed_records(os.path.normpath(notebooks / config.results_dir), config, seed)  # paths to show
+def _seed_records(config, seed: int, notebooks: Path) -> list[Path]:
+    """The records one seed of a configured notebook leaves finished."""
+    return seed_records(os.path.normpath(notebooks / config.results_dir), config, seed)  # paths to show
 
 
 def _run_grid(names, profile, overrides, notebooks, run, configs, workers, scheduler, threads) -> list[Outcome]:
@@ -206,7 +196,7 @@ def _run_grid(names, profile, overrides, notebooks, run, configs, workers, sched
     wants_gpu = lambda device: device.startswith("cuda") or (device == "auto" and resolve_device().type == "cuda")
     gpu = any(wants_gpu(configs[name].device) for name in names)
     shards = [Shard(name, seed, {**notebook_parameters(name, profile, overrides), "seeds": [seed]},
-                    seed_records(name, configs[name], seed, notebooks))
+                    _seed_records(configs[name], seed, notebooks))
               for name in names for seed in configs[name].seeds]
     client = start_client(workers, scheduler, gpus=torch.cuda.device_count() if gpu else 0)
     outcomes, start = {}, time.perf_counter()
@@ -256,103 +246,6 @@ def report(outcomes: list[Outcome], profile: str) -> str:
 
 
 WHERE_DATA_IS = ("data_root", "verify_data")  # overrides that locate the data and change no result
-TIMINGS = ("train_seconds", "select_seconds", "seconds")  # differ on every run: not compared
-RUN_FACTS = ("versions", "git_commit", "device", "threads")  # how, not what: reported, not compared
-
-
-def comparable(record: dict):
-    """A record less what differs on every run (timings) or says how rather than what (versions, commit, threads)."""
-    strip = lambda d: {k: v for k, v in d.items() if k not in TIMINGS} if isinstance(d, dict) else d
-    return {k: [strip(r) for r in v] if k == "rounds" else strip(v) for k, v in record.items()
-            if k not in RUN_FACTS and k not in TIMINGS and k != "history"}
-
-
-CLOSE = 1e-4  # a metric within this of the reference's is reproduced: AUCs move by ~3e-5 across CPU kinds
-
-
-def _within(a, b) -> bool:
-    """a == b up to CLOSE in every number (NaN equals NaN), recursively through dicts and lists."""
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_within(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_within(x, y) for x, y in zip(a, b))
-    if number(a) and number(b):
-        return a == b or abs(a - b) <= CLOSE or (a != a and b != b)
-    return a == b
-
-
-def close(a: dict, b: dict) -> bool:
-    """Two records that pick the same images each round, in any order (the labeled set is kept sorted, so tied
-    picks listed in another order train the same model), and whose every metric is within CLOSE."""
-    a, b = comparable(a), comparable(b)
-    for record in (a, b):
-        for r in record.get("rounds", []):
-            if isinstance(r.get("selected"), list):
-                r["selected"] = sorted(r["selected"])
-    return _within(a, b)
-
-
-def _largest_differences(a: dict, b: dict) -> dict:
-    """Per numeric round metric, the largest absolute difference between two records' rounds."""
-    out = {}
-    for ra, rb in zip(a.get("rounds", []), b.get("rounds", [])):
-        for key, va in ra.items():
-            vb = rb.get(key)
-            if key in TIMINGS or isinstance(va, bool) or not isinstance(va, (int, float)) or not isinstance(
-                    vb, (int, float)):
-                continue
-            if va != vb and not (va != va and vb != vb):  # NaN equals NaN here
-                out[key] = max(out.get(key, 0.0), abs(va - vb))
-    return out
-
-
-def compare_with_reference(root: Path, profile: str) -> dict:
-    """How the run in results/runs/<profile> compares with the reference results/<profile>, per experiment:
-    records in both, how many are identical (timings, versions, commit and thread count aside), which of the others
-    are `close` and which differ, and the largest difference of each metric. Written to
-    results/runs/<profile>/reproduction.json."""
-    run, reference = root / runs_dir(profile), root / "results" / profile
-    report_ = {"profile": profile, "reference": str(reference.relative_to(root)), "run": runs_dir(profile),
-               "experiments": {}}
-    for path in record_paths(run, phase1=None):
-        relative = path.relative_to(run)
-        entry = report_["experiments"].setdefault(relative.parts[0], {
-            "records": 0, "identical": 0, "close": [], "different": [], "not in reference": [],
-            "largest differences": {}})
-        entry["records"] += 1
-        ours, theirs = read_json(path), (read_json(reference / relative) if (reference / relative).exists()
-                                         else None)
-        if theirs is None:
-            entry["not in reference"].append(str(relative))
-        elif comparable(ours) == comparable(theirs):
-            entry["identical"] += 1
-        else:
-            entry["close" if close(ours, theirs) else "different"].append(str(relative))
-            for key, value in _largest_differences(ours, theirs).items():
-                entry["largest differences"][key] = max(entry["largest differences"].get(key, 0.0), value)
-    write_json_atomic(run / "reproduction.json", report_)
-    return report_
-
-
-def reproduction_lines(report_: dict) -> list[str]:
-    lines = [f"against the reference {report_['reference']}/:"]
-    for name, e in report_["experiments"].items():
-        line = f"  {name}: {e['identical']} of {e['records']} records identical"
-        if e["close"]:
-            line += f", {len(e['close'])} close (the same picks, every metric within {CLOSE:g})"
-        if e["different"]:
-            line += f", {len(e['different'])} different"
-        if e["not in reference"]:
-            line += f", {len(e['not in reference'])} not in the reference"
-        if e["largest differences"]:
-            biggest = sorted(e["largest differences"].items(), key=lambda kv: -kv[1])[:4]
-            line += "; largest differences: " + ", ".join(f"{k} {v:.3g}" for k, v in biggest)
-        lines.append(line)
-    lines.append(f"  details: {report_['run']}/reproduction.json")
-    return lines
-
-
 def promote(root: Path, profile: str) -> list[Path]:
     """Copy the run in results/runs/<profile> over the reference results/<profile> (records, executed notebooks,
     summary tables) and its figures into figures/ (quick) or figures/<profile>/; for quick the executed experiment
@@ -391,7 +284,7 @@ def promote(root: Path, profile: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinical_utils.reproduce", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinical_utils.batch", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)} (default: quick)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"notebooks to run, of {list(NOTEBOOKS)}")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE", dest="overrides",
@@ -418,12 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown notebook(s) {unknown}; the notebooks are {list(NOTEBOOKS)}")
     names = [n for n in NOTEBOOKS if args.only is None or n in args.only]
-    if args.profile not in NOISY_PROFILES:  # paper_cpu: the CLINICAL notebooks only
-        asked = sorted(set(args.only or []) & set(NOISY_EXPERIMENTS))
-        if asked:
-            parser.error(f"profile {args.profile!r} has no label-refinement settings: {asked} run under "
-                         f"{list(NOISY_PROFILES)}")
-        names = [n for n in names if n not in NOISY_EXPERIMENTS]
+    without = [n for n in names if args.profile not in PAPERS[EXPERIMENTS[n].paper].profiles]
+    if args.only and without:  # paper_cpu: the CLINICAL notebooks only
+        parser.error(f"profile {args.profile!r} has no settings for {without}: they run under "
+                     f"{list(PAPERS[EXPERIMENTS[without[0]].paper].profiles)}")
+    names = [n for n in names if n not in without]
     if args.promote:
         try:
             print(f"copied {len(promote(root, args.profile))} files into results/{args.profile}/")
@@ -458,7 +350,3 @@ def main(argv: list[str] | None = None) -> int:
                                                       for o in outcomes)
     nothing_ran = not any(o.status in ("ran", "done before") for o in outcomes if o.name != SUMMARY)
     return 1 if failed or asked_but_skipped or nothing_ran else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

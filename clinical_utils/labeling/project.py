@@ -41,14 +41,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .data import FolderData, load_folder
-from .loop import EMBEDDINGS, STRATEGIES, round_seed, select
-from .models import build_model
-from .records import differing, remove_stale_temporaries, write_atomic, write_csv_atomic
-from .representation import PretrainConfig, pretrained_backbone, ssl_features
-from .selection import CONDITIONAL, FUNCTIONS, typiclust_select
-from .selection.registry import pick
-from .train import TrainConfig, classification_metrics, predict, resolve_device, train
+from ..active.loop import EMBEDDINGS, STRATEGIES, round_seed, select
+from ..data import FolderData, load_folder
+from ..records import differing, remove_stale_temporaries, write_atomic, write_csv_atomic
+from ..selection import CONDITIONAL, FUNCTIONS, typiclust_select
+from ..selection.registry import pick
+from ..training.models import build_model
+from ..training.representation import PretrainConfig, pretrained_backbone, ssl_features
+from ..training.train import TrainConfig, classification_metrics, predict, resolve_device, train
 
 EXPERT_ACTIONS = ("label", "unsure", "skip")
 # A few dozen labeled images: small batches (the authors' 20) and the authors' rule, until 99% training accuracy

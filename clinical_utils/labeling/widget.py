@@ -10,7 +10,7 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
-from .labeling import LabelingProject
+from .project import LabelingProject
 
 _ESM = r"""
 function render({ model, el }) {

@@ -1,7 +1,7 @@
 """The process settings every kernel of the batch starts with, and the cores and workers it may use.
 
-    python -m clinical_utils.environment --kernel-env   # ipykernel's --env arguments (make setup)
-    python -m clinical_utils.environment --workers      # the default number of batch workers (make reproduce)
+    python -m clinical_utils.batch.environment --kernel-env   # ipykernel's --env arguments (make setup)
+    python -m clinical_utils.batch.environment --workers      # the default number of batch workers (make reproduce)
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def enter_portable_fp32() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m clinical_utils.environment", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinical_utils.batch.environment", description=__doc__.split("\n")[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--kernel-env", action="store_true", help="print ipykernel install's --env NAME VALUE pairs")
     what.add_argument("--workers", action="store_true", help="print the default number of batch workers")

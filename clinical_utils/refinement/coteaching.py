@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .train import TrainConfig, as_uint8_tensor, epoch_batches, normalise, optimizer, predict, resolve_device
+from ..training.train import TrainConfig, as_uint8_tensor, epoch_batches, normalise, optimizer, predict, resolve_device
 
 VOG_KINDS = ("head", "input")
 

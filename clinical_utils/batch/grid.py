@@ -31,8 +31,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
+from ..records import RERUN, RecordError, check_parameters, make_readable, read_json, temporary
 from .environment import usable_cores
-from .records import RERUN, RecordError, check_parameters, make_readable, read_json, temporary
 
 
 class QuietKernelManager(AsyncKernelManager):

@@ -14,7 +14,7 @@ import numpy as np
 from cleanlab.filter import find_label_issues
 from sklearn.model_selection import StratifiedKFold
 
-from .train import TrainConfig, predict, train
+from ..training.train import TrainConfig, predict, train
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
            "low_normalized_margin", "low_self_confidence")  # cleanlab's filter_by values
