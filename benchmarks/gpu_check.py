@@ -40,7 +40,8 @@ for strategy in ("flqmi", "entropy"):
 round_seconds = sum(r["train_seconds"][-1] + r["select_seconds"] for r in rows) / len(rows)
 # the paper grid's CLINICAL runs: notebooks x strategies x seeds x (rounds + round 0), each at this round's cost
 paper = profile_values("pneumonia_binary", "paper")
-grid_hours = round_seconds * len(of_paper("clinical")) * len(STRATEGIES) * len(paper["seeds"]) * (paper["rounds"] + 1) / 3600
+runs = len(of_paper("clinical")) * len(STRATEGIES) * len(paper["seeds"]) * (paper["rounds"] + 1)
+grid_hours = round_seconds * runs / 3600
 json.dump({"rows": rows, "mean_round_seconds": round_seconds, "paper_grid_hours_estimate": grid_hours},
           open(sys.argv[1], "w"), indent=1)
 print(json.dumps(rows, indent=1), f"\npaper grid estimate: {grid_hours:.2f} GPU-hours (CLINICAL notebooks)")

@@ -27,14 +27,13 @@ import pandas as pd
 import seaborn as sns
 
 from clinical_utils.batch.environment import restart_in_batch_environment
-from clinical_utils.experiments import (KEEPS_ALL, OFFLINE, configure, load_data, load_phase1_records, of_paper,
+from clinical_utils.experiments import (KEEPS_ALL, configure, load_data, load_phase1_records, of_paper,
                                         recall_frame, run_noisy_experiment)
 from clinical_utils.report import load_records, rounds_frame, save_csv, save_figure
 from clinical_utils.stats import final_values, mean_interval, paired_recall, paired_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "refinement"
-OFFLINE_REFINEMENT = [n for n in OFFLINE if n in of_paper("refinement")]
 STARTS = {"scratch": {}, "simclr": {"pretrain": "simclr", "pretrain_epochs": 10}}
 PIPELINES = ("coteaching_vog", "confident_learning")  # phase 2 starts from what this phase-1 method kept
 PAPER, CLEANLAB = ("coteaching_vog", "entropy"), ("confident_learning", "activelab")  # the two reference pairings
@@ -207,7 +206,8 @@ def table(experiments: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", nargs="+", choices=list(STARTS), default=list(STARTS))
-    parser.add_argument("--only", nargs="+", choices=list(OFFLINE_REFINEMENT), default=list(OFFLINE_REFINEMENT))
+    parser.add_argument("--only", nargs="+", choices=of_paper("refinement", offline=True),
+                        default=list(of_paper("refinement", offline=True)))
     parser.add_argument("--table", action="store_true", help="read the records only: tables and figure")
     args = parser.parse_args()
     if args.table:

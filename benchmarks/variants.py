@@ -29,7 +29,7 @@ import torch
 from clinical_utils import report
 from clinical_utils.active.loop import STRATEGIES
 from clinical_utils.batch.environment import restart_in_batch_environment
-from clinical_utils.experiments import OFFLINE, configure, load_data, of_paper, run_experiment
+from clinical_utils.experiments import configure, load_data, of_paper, run_experiment
 from clinical_utils.records import record_path, write_json_atomic
 from clinical_utils.stats import PAIRED_METRICS, final_values, mean_interval, paired_table
 
@@ -56,7 +56,7 @@ def blind_rounds(frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("change", type=setting, help="NAME=VALUE, a parameter of the experiment notebooks")
-    offline = [n for n in OFFLINE if n in of_paper("clinical")]
+    offline = list(of_paper("clinical", offline=True))
     parser.add_argument("--experiments", nargs="+", default=offline, choices=offline)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the reference's: 1)")

@@ -1,10 +1,10 @@
 """clinical_utils: targeted active learning and active label refinement on imbalanced MedMNIST images.
 
-The layout, lowest first: shared foundations (`params`, `records`, `stats`, `progress`); `data`; `training`;
-`selection` (every strategy, in one registry); the two papers, `active` (CLINICAL) and `refinement` (active label
-refinement); `experiments` (the one registry of both papers' experiments and parameters); `labeling` (your own
-images); `batch` (the notebook batch and its grid) and `report` (frames, figures, tables, words). A module imports
-only from its own room or a lower one.
+The layout, lowest first: shared foundations (`params`, `records`, `progress`); `data`; `training`; `selection`
+(every strategy, in one registry); `stats` (paired differences over seeds); the two papers, `active` (CLINICAL)
+and `refinement` (active label refinement); `experiments` (the one registry of both papers' experiments and
+parameters); `labeling` (your own images); `batch` (the notebook batch and its grid) and `report` (frames,
+figures, tables, words). A module imports only from its own room or a lower one.
 
 Modules that moved into these rooms still import under their old names (`clinical_utils.loop`, ...), with a
 DeprecationWarning naming the new one (`MOVED`).
@@ -34,6 +34,9 @@ MOVED = {
     "clinical_utils.grid": "clinical_utils.batch.grid",
     "clinical_utils.environment": "clinical_utils.batch.environment",
 }
+# the old module names that were commands -> the command now
+COMMANDS = {"clinical_utils.reproduce": "clinical_utils.batch", "clinical_utils.environment":
+            "clinical_utils.batch.environment", "clinical_utils.demo": "clinical_utils.labeling.demo"}
 
 
 class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -49,8 +52,8 @@ class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         sys.modules[name] = importlib.import_module(MOVED[name])  # the import system returns what is here
 
     def get_code(self, name):  # python -m <old name>: say what runs now
-        command = "clinical_utils.batch" if name == "clinical_utils.reproduce" else MOVED[name]
-        raise ImportError(f"{name} moved to {MOVED[name]}: run python -m {command}")
+        command = COMMANDS.get(name)
+        raise ImportError(f"{name} moved to {MOVED[name]}" + (f": run python -m {command}" if command else ""))
 
 
 if not any(isinstance(finder, _Moved) for finder in sys.meta_path):

@@ -10,7 +10,7 @@ import nbformat
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import EXPERIMENTS, configure, of_paper, parameters, profile_values
+from clinical_utils.experiments import EXPERIMENTS, PAPERS, configure, of_paper, parameters_of, profile_values
 
 HERE = Path(__file__).resolve().parent
 RECOMMENDED = yaml.safe_load((HERE.parent / "recommended.yaml").read_text())  # the labeling notebook's defaults
@@ -19,14 +19,14 @@ def _parameters_cell(name: str) -> nbformat.NotebookNode:
     """The parameters cell: every value written out, the quick profile's, with its one-line doc beside it (both
     from the experiment registry)."""
     values = profile_values(name, "quick")
-    lines = [f"{p.name} = {values[p.name]!r}" + (f"  # {p.doc}" if p.doc else "") for p in parameters(name)]
+    lines = [f"{p.name} = {values[p.name]!r}" + (f"  # {p.doc}" if p.doc else "") for p in parameters_of(name)]
     cell = new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]
     return cell
 
 
 def _arguments(name: str) -> str:
-    return ", ".join(f"{p.name}={p.name}" for p in parameters(name))
+    return ", ".join(f"{p.name}={p.name}" for p in parameters_of(name))
 
 
 def noisy_notebook(name: str) -> nbformat.NotebookNode:
@@ -202,7 +202,7 @@ def summary_notebook() -> nbformat.NotebookNode:
             "print(f'{len(saved)} files saved in {figures_dir}')"),
         new_markdown_cell("## Targeted active learning (CLINICAL), final round\nmean ± sd over seeds; `rare picked`: "
                           "rare images labeled over all rounds."),
-        new_code_cell("targeted = frame[frame['experiment'].isin(of_paper('clinical'))]\n"
+        new_code_cell("targeted = frame[~frame['experiment'].isin(of_paper('refinement'))]\n"
                       "report.final_table(targeted) if len(targeted) else 'no CLINICAL records'"),
         new_markdown_cell(
             "## Paired differences\nAll strategies of one seed share the split and the initial model, so each "
@@ -250,7 +250,7 @@ answer_key = None  # demo only: a CSV of path,label that answers in the expert's
 
 def labeling_notebook() -> nbformat.NotebookNode:
     """Targeted labeling of your own images: one round per run of the notebook."""
-    docs = {p.name: p.doc for p in parameters("pneumonia_binary")}  # the CLINICAL parameters' docs
+    docs = {p.name: p.doc for p in PAPERS["clinical"].parameters}
     levers = "\n".join(f"{name} = {value!r}  # {docs[name]}" for name, value in RECOMMENDED.items())
     base = [line for line in LABELING_PARAMETERS.splitlines() if line.split(" = ")[0] not in RECOMMENDED]
     cell = new_code_cell("\n".join(base).format(levers="# the recommended recipe (recommended.yaml):\n"

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 
 from clinical_utils.active.loop import STRATEGIES
-from clinical_utils.experiments import (build_scenario, configure, load_data, of_paper, parameters, profile_values,
+from clinical_utils.experiments import (build_scenario, configure, load_data, of_paper, parameters_of, profile_values,
                                         run_experiment)
 from clinical_utils.params import ConfigError
 from clinical_utils.records import record_path
@@ -43,7 +43,7 @@ def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile(
 @pytest.mark.parametrize("name, value", [
     ("rounds", 0), ("budget", 2.5), ("strategies", ["flqmi", "typo"]), ("strategies", ["random", "random"]),
     ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
-    ("lr", 0), ("target_train_accuracy", 2), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
+    ("lr", 0), ("target_train_accuracy", 2), ("target_train_accuracy", 0), ("rare_classes", [1, 1]), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
     ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3), ("device", "tpu"),
     ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse"), ("pretrain", "byol"),
     ("pretrain_epochs", 0), ("head_only", "yes"), ("head_only", True)])
@@ -80,7 +80,7 @@ def test_committed_notebooks_are_the_generated_ones(name):
     assert [c.source for c in committed.cells] == [c.source for c in generated.cells]
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in params.source.splitlines()}
-    assert names == {p.name for p in parameters(name)}
+    assert names == {p.name for p in parameters_of(name)}
     shown = {}
     exec(params.source, {}, shown)  # every value written out: the quick profile's, none left to a hidden default
     assert shown == profile_values(name, "quick")

@@ -37,6 +37,8 @@ def _imports(path: Path) -> set[str]:
             names = {f"{target}.{alias.name}" for alias in node.names}
             # from . import name: the submodule `name`; from .module import name: that module
             found |= (names & modules) or {target}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("clinical_utils"):
+            found |= ({f"{node.module}.{alias.name}" for alias in node.names} & modules) or {node.module}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("clinical_utils")}
     return {name for name in found if name in modules and name != module}
@@ -91,3 +93,15 @@ def test_modules_that_moved_still_import_under_their_old_names():
 
     old = subprocess.run([sys.executable, "-m", "clinical_utils.reproduce", "--help"], capture_output=True, text=True)
     assert old.returncode != 0 and "run python -m clinical_utils.batch" in old.stderr
+
+
+def test_what_noisy_experiments_called_configure_still_configures():
+    import warnings
+
+    from clinical_utils.experiments import configure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from clinical_utils.noisy_experiments import configure_noisy, noisy_profile_values
+    assert configure_noisy is configure and noisy_profile_values("retina_noisy")["noise_rate"] == 0.6
+    assert any("configure_noisy is now configure" in str(w.message) for w in caught)

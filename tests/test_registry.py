@@ -61,7 +61,9 @@ def darkest_first(x, budget, seed):
     return np.argsort(x.probs[:, 0], kind="stable")[:budget]
 registry.STRATEGIES["darkest"] = registry.Strategy("uncertainty", ("probs",), darkest_first, "#123456", "*")
 
-from clinical_utils import data as D, experiments, loop, refine, report
+from clinical_utils import data as D, experiments, report
+from clinical_utils.active import loop
+from clinical_utils.refinement import refine
 from clinical_utils.training.models import build_model
 from clinical_utils.training.train import TrainConfig
 

@@ -61,7 +61,8 @@ def enter_portable_fp32() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m clinical_utils.batch.environment", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinical_utils.batch.environment",
+                                     description=__doc__.split("\n")[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--kernel-env", action="store_true", help="print ipykernel install's --env NAME VALUE pairs")
     what.add_argument("--workers", action="store_true", help="print the default number of batch workers")

@@ -1,7 +1,7 @@
 """The batch: run every experiment notebook with papermill, then the summary, then say what happened.
 
     python -m clinical_utils.batch [--profile quick] [--only NAME ...] [--set NAME=VALUE ...] [--force]
-                                       [--threads N] [--workers N | --scheduler ADDRESS]
+                                   [--threads N] [--workers N | --scheduler ADDRESS]
     python -m clinical_utils.batch --profile quick --promote    # make the last run the reference
 
 Run from the repository root. Two places hold records: results/<profile>/ is the committed *reference*, and a
@@ -11,9 +11,10 @@ it finished, so a stopped batch leaves no half-written notebook; a failed one is
 notebook whose executed copy finished with the same parameters and the same cells is skipped; inside a
 notebook, finished run records are read back, so an interrupted batch resumes at the run (and round) it stopped
 in. With --workers or --scheduler the notebooks run as a grid of per-seed shards on Dask (see `grid`): same
-records, shared out. `--promote` copies a finished run over the reference (records, executed notebooks, tables; figures into
-figures/ for quick and figures/<profile>/ otherwise; for quick also the executed notebooks over notebooks/), for
-a maintainer to commit. A notebook that fails does not stop the batch; the exit status is 1 if any failed, if a
+records, shared out. After the batch its records are compared with the reference (`reference`). `--promote`
+copies a finished run over the reference (records, executed notebooks, tables; figures into figures/ for quick
+and figures/<profile>/ otherwise; for quick also the executed notebooks over notebooks/), for a maintainer to
+commit. A notebook that fails does not stop the batch; the exit status is 1 if any failed, if a
 notebook named with --only was skipped, or if nothing ran.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import ast
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import papermill
 import torch
 
 from ..data import DataError, ensure_file, load_medmnist
-from ..experiments import EXPERIMENTS, PAPERS, PROFILES, check_pool, configure, profile_values, seed_records
+from ..experiments import EXPERIMENTS, PAPERS, PROFILES, configure, profile_values, seed_records
 from ..params import ConfigError, check_names
 from ..records import RecordError, record_paths, remove_stale_temporaries, write_atomic, write_json_atomic
 from ..training.train import resolve_device
@@ -151,8 +153,9 @@ def _prepare(names, profile, overrides, force, notebooks, executed_dir, configs)
         if not force and recorded and done_before(notebooks / f"{name}.ipynb", executed, params):
             outcomes.append(Outcome(name, "done before", f"{executed} (--force re-runs it)"))
             continue
-        if EXPERIMENTS[name].paper == "clinical":  # it will run: its pools must supply every round
-            check_pool(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
+        check = PAPERS[EXPERIMENTS[name].paper].check_before_run
+        if check is not None:  # it will run: e.g. its pools must supply every round
+            check(load_medmnist(config.dataset, root=root, verify=config.verify_data), config)
         if force and config.results_dir is not None:  # computed afresh: its old records would be read back
             shutil.rmtree(notebooks / config.results_dir / name, ignore_errors=True)
         ready.append(name)
@@ -350,3 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       for o in outcomes)
     nothing_ran = not any(o.status in ("ran", "done before") for o in outcomes if o.name != SUMMARY)
     return 1 if failed or asked_but_skipped or nothing_ran else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,33 +19,32 @@ from ..params import ConfigError, check_rare_classes_exist, need, settings_table
 from ..selection.inputs import EMBEDDINGS
 from ..training.representation import PretrainConfig
 from ..training.train import CLASS_WEIGHTS, TrainConfig
-from .parameters import (DATA_ROOT, DATASET, DEVICE, MODEL, PRECISION, PRETRAIN, PRETRAIN_EPOCHS, RESULTS_DIR,
-                         SEEDS, VERIFY_DATA, Parameter, boolean, chosen, class_list, in_range, names, number,
-                         one_of, optional, positive_int, profile)
+from .parameters import (BATCH_SIZE, DATA_ROOT, DATASET, DEVICE, LR, MODEL, PRECISION, PRETRAIN, PRETRAIN_EPOCHS,
+                         PROFILE_ORDER, RESULTS_DIR, SEEDS, VERIFY_DATA, Parameter, boolean, chosen, distinct_indices,
+                         in_range, names, number, one_of, optional, positive_int, pretraining, profile)
 
-PROFILES = ("smoke", "quick", "paper_cpu", "paper")
+PROFILES = PROFILE_ORDER
 AT_LEAST_ONE = "a number >= 1"
-# The authors' sizes (TRUST's 20:1 demo split: pool 1050 per common class, 20 exemplars per class from val).
-AUTHORS = {"paper_cpu": 20, "paper": 20}
 
 PARAMETERS = (
     profile(PROFILES),
     DATASET,
-    Parameter("rare_classes", None, optional(class_list), "a list of class indices, e.g. [1] (None: the tail half, "
-              "long-tail only)", "the classes targeted and reported as rare (long-tail: None, the tail half of "
+    Parameter("rare_classes", None, optional(distinct_indices),
+              "a list of distinct class indices, e.g. [1] (None: the tail half, long-tail only)", "the classes targeted and reported as rare (long-tail: None, the tail half of "
               "`order`)"),
     Parameter("imbalance_ratio", 20, in_range(1, float("inf")), f"{AT_LEAST_ONE} (common images per rare image)",
               "common : rare images, in the labeled set and in the pool", setting="binary"),
     Parameter("imbalance_factor", 20, in_range(1, float("inf")), f"{AT_LEAST_ONE} (head class size / tail class "
               "size)", "head class size / tail class size, in the labeled set and in the pool", setting="longtail"),
-    Parameter("order", None, optional(class_list), "None (by train frequency) or a list of every class index once, "
-              "from head (most images) to tail", "classes from head (most images) to tail (None: by train "
+    Parameter("order", None, optional(distinct_indices),
+              "None (by train frequency) or a list of every class index once, from head (most images) to tail", "classes from head (most images) to tail (None: by train "
               "frequency); put a class last to make it the tail", setting="longtail"),
     Parameter("labeled_per_class", 100, positive_int, "a positive whole number",
               "initial labeled images per common class (rare: this / imbalance_ratio)",
               profiles={"smoke": 20}, setting="binary"),
     Parameter("pool_per_class", None, optional(positive_int), "a positive whole number, or None for all the train "
               "split allows", "unlabeled pool images per common class (None: all that remain)",
+              # the authors' sizes (TRUST's 20:1 demo split) in paper_cpu and paper
               profiles={"smoke": 40, "paper_cpu": 1050, "paper": 1050}, setting="binary"),
     Parameter("labeled_max", 100, positive_int, "a positive whole number", "initial labeled images of the head "
               "class", profiles={"smoke": 20}, setting="longtail"),
@@ -53,7 +52,8 @@ PARAMETERS = (
               "allows", "unlabeled pool images of the head class (None: the most every class allows)",
               profiles={"smoke": 40, "paper_cpu": 1000, "paper": 1000}, setting="longtail"),
     Parameter("exemplars_per_class", 10, positive_int, "a positive whole number", "labeled held-out images per "
-              "class, from val: the rare ones are the first queries", profiles={"smoke": 3, **AUTHORS}),
+              "class, from val: the rare ones are the first queries",
+              profiles={"smoke": 3, "paper_cpu": 20, "paper": 20}),
     Parameter("balanced_test", True, boolean, "True or False", "subsample the test split to equal class counts"),
     Parameter("budget", 20, positive_int, "a positive whole number", "images labeled per round",
               profiles={"smoke": 4}),
@@ -68,10 +68,9 @@ PARAMETERS = (
     # 2 of 10 PneumoniaMNIST initial models predicting no rare image at all (benchmarks/initial_collapse.py)
     Parameter("epochs", 30, positive_int, "a positive whole number", "epochs per round (the cap when "
               "target_train_accuracy is set)", profiles={"smoke": 3, "paper_cpu": 25, "paper": 150}),
-    Parameter("batch_size", 32, lambda v: positive_int(v) and v >= 2, "a whole number, at least 2",
-              profiles={"paper_cpu": 20, "paper": 20}),
-    Parameter("lr", 0.01, lambda v: number(v) and v > 0, "a number > 0", "SGD, momentum 0.9, weight decay 5e-4"),
-    Parameter("target_train_accuracy", 0.99, optional(in_range(0, 1, high_included=True)),
+    BATCH_SIZE.but(profiles={"paper_cpu": 20, "paper": 20}),
+    LR.but(doc="SGD, momentum 0.9, weight decay 5e-4"),
+    Parameter("target_train_accuracy", 0.99, optional(lambda v: number(v) and 0 < v <= 1),
               "None or a number in (0, 1]", "stop at this training accuracy, the authors' rule (None: always "
               "`epochs` epochs)", profiles={"smoke": None}),
     PRECISION,
@@ -170,6 +169,6 @@ def build(experiment: str, setting: str, p: dict, changed: dict) -> Config:
         exemplars_per_class=p["exemplars_per_class"], balanced_test=p["balanced_test"], budget=p["budget"],
         rounds=p["rounds"], strategies=chosen(p["strategies"], STRATEGIES), seeds=list(p["seeds"]),
         model=p["model"], train=train,
-        pretrain=None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
+        pretrain=pretraining(p),
         queries=p["queries"], embedding=p["embedding"], device=p["device"], results_dir=p["results_dir"],
         data_root=p["data_root"], verify_data=p["verify_data"])

@@ -72,8 +72,8 @@ def in_range(low: float, high: float, high_included: bool = False) -> Callable[[
     return lambda value: number(value) and low <= value and (value <= high if high_included else value < high)
 
 
-def class_list(value) -> bool:
-    """A list of distinct class indices."""
+def distinct_indices(value) -> bool:
+    """A list of distinct whole numbers >= 0 (class indices, seeds)."""
     return isinstance(value, (list, tuple)) and all(whole(c) for c in value) and len(set(value)) == len(value)
 
 
@@ -88,20 +88,21 @@ def chosen(value, allowed) -> list:
     return list(allowed) if value == "all" else list(value)
 
 
-PAPER_SETS = ("smoke", "quick", "paper_cpu", "paper")  # every profile, smallest first
+PROFILE_ORDER = ("smoke", "quick", "paper_cpu", "paper")  # every profile, smallest first
 
 
 def profile(profiles) -> Parameter:
     """The profile parameter of a paper that has `profiles`."""
-    others = "|".join(p for p in PAPER_SETS if p in profiles and p != "quick")
-    return Parameter("profile", "quick", one_of(profiles), f"one of {list(profiles)}",
-                     f"the values below are quick's; reproduce --profile {others} sets every value of that profile")
+    others = "|".join(p for p in PROFILE_ORDER if p in profiles and p != "quick")
+    doc = (f"the values below are quick's; python -m clinical_utils.batch --profile {others} sets every value of "
+           "that profile")
+    return Parameter("profile", "quick", one_of(profiles), f"one of {list(profiles)}", doc)
 
 
 # ---- the parameters both papers take, with the same meaning and defaults
 
 DATASET = Parameter("dataset", None, text, "a MedMNIST flag such as 'pneumoniamnist'")
-SEEDS = Parameter("seeds", [0, 1, 2, 3, 4], lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and class_list(v),
+SEEDS = Parameter("seeds", [0, 1, 2, 3, 4], lambda v: distinct_indices(v) and len(v) > 0,
                   "a non-empty list of distinct whole numbers >= 0", profiles={"smoke": [0], "paper_cpu": [0, 1, 2]})
 MODEL = Parameter("model", "small_cnn", one_of(MODELS), f"one of {list(MODELS)}", "'small_cnn' or 'resnet18'",
                   profiles={"paper_cpu": "resnet18", "paper": "resnet18"})
@@ -110,6 +111,8 @@ PRECISION = Parameter("precision", "auto", one_of(PRECISIONS), f"one of {list(PR
                       # fp32: nbval references that hold on CPUs with and without native bf16; paper_cpu: as its
                       # reference records
                       profiles={"smoke": "fp32", "paper_cpu": "fp32"})
+BATCH_SIZE = Parameter("batch_size", 32, lambda v: positive_int(v) and v >= 2, "a whole number, at least 2")
+LR = Parameter("lr", 0.01, lambda v: number(v) and v > 0, "a number > 0")
 PRETRAIN = Parameter("pretrain", None, optional(one_of(PRETRAINING)), f"None or one of {list(PRETRAINING)}")
 PRETRAIN_EPOCHS = Parameter("pretrain_epochs", PretrainConfig.epochs, positive_int, "a positive whole number")
 DEVICE = Parameter("device", "auto", valid_device, f"one of {list(DEVICES)} or 'cuda:N'",
@@ -122,3 +125,8 @@ DATA_ROOT = Parameter("data_root", None, optional(text), FOLDER,
                       "folder with the MedMNIST .npz files (None: $MEDMNIST_ROOT, else medmnist's default)")
 VERIFY_DATA = Parameter("verify_data", True, boolean, "True or False",
                         "check each file's MD5 against medmnist (False only for hand-made fixtures)")
+
+
+def pretraining(values: dict) -> PretrainConfig | None:
+    """The pretraining checked `pretrain` and `pretrain_epochs` values ask for (None: none)."""
+    return None if values["pretrain"] is None else PretrainConfig(values["pretrain"], epochs=values["pretrain_epochs"])

@@ -20,9 +20,9 @@ from ..refinement.run import KEEPS_ALL, METHODS
 from ..selection import UNCONDITIONAL
 from ..training.representation import PretrainConfig, backbone_from_file
 from ..training.train import TrainConfig
-from .parameters import (DATA_ROOT, DATASET, DEVICE, MODEL, PRECISION, PRETRAIN, PRETRAIN_EPOCHS, RESULTS_DIR,
-                         SEEDS, VERIFY_DATA, Parameter, boolean, chosen, class_list, in_range, names, number,
-                         one_of, optional, positive_int, profile, text, whole)
+from .parameters import (BATCH_SIZE, DATA_ROOT, DATASET, DEVICE, LR, MODEL, PRECISION, PRETRAIN, PRETRAIN_EPOCHS,
+                         RESULTS_DIR, SEEDS, VERIFY_DATA, Parameter, boolean, chosen, distinct_indices, in_range, names,
+                         one_of, optional, positive_int, pretraining, profile, text, whole)
 
 PROFILES = ("smoke", "quick", "paper")
 POSITIVE = "a positive whole number"
@@ -36,9 +36,9 @@ PARAMETERS = (
     Parameter("noise", "symmetric", one_of(KINDS[:2]), f"one of {list(KINDS[:2])}", "'symmetric' or 'pair'"),
     Parameter("noise_rate", None, in_range(0, 1), "a number in [0, 1)",
               "share of training labels made wrong, exactly per class"),
-    Parameter("rare_classes", None, optional(lambda v: class_list(v) and len(v) > 0), "a non-empty list of class "
-              "indices, or None for the classes below a uniform share", "minority classes: SMI's query classes and "
-              "the reported minority accuracy"),
+    Parameter("rare_classes", None, optional(lambda v: distinct_indices(v) and len(v) > 0),
+              "a non-empty list of distinct class indices, or None for the classes below a uniform share",
+              "minority classes: SMI's query classes and the reported minority accuracy"),
     Parameter("forget_rate", None, optional(in_range(0, 1)), "None or a number in [0, 1)",
               "Co-teaching's tau (None: the noise rate, as the authors)"),
     Parameter("vog", "head", one_of(VOG_KINDS), f"one of {list(VOG_KINDS)}",
@@ -54,10 +54,9 @@ PARAMETERS = (
     Parameter("cl_min_examples_per_class", 1, whole, "a whole number >= 0",
               "cleanlab flags none of a given label that would leave fewer than this many"),
     Parameter("epochs", 15, positive_int, POSITIVE, "phase-1 epochs (cosine lr)", profiles={"smoke": 4, "paper": 50}),
-    Parameter("batch_size", 64, lambda v: positive_int(v) and v >= 2, "a whole number, at least 2",
-              profiles={"paper": 256}),
-    Parameter("lr", 0.02, lambda v: number(v) and v > 0, "a number > 0",
-              "phase 1 (SGD, momentum 0.9, weight decay 1e-4); fine-tuning uses lr / 10", profiles={"paper": 0.01}),
+    BATCH_SIZE.but(default=64, profiles={"paper": 256}),
+    LR.but(default=0.02, doc="phase 1 (SGD, momentum 0.9, weight decay 1e-4); fine-tuning uses lr / 10",
+           profiles={"paper": 0.01}),
     Parameter("ramp_epochs", 5, positive_int, POSITIVE, "epochs over which the forget rate rises from 0 to tau",
               profiles={"smoke": 2, "paper": 10}),
     Parameter("warmup_epochs", 5, whole, "a whole number >= 0", "epochs before VOG picks start",
@@ -65,9 +64,8 @@ PARAMETERS = (
     Parameter("window", 3, lambda v: positive_int(v) and v >= 2, "a whole number, at least 2 (a standard deviation "
               "needs two snapshots)", "epochs of gradient snapshots in VOG's standard deviation",
               profiles={"smoke": 2, "paper": 5}),
-    Parameter("phase2_from", "coteaching_vog", one_of([m for m in METHODS if m != KEEPS_ALL]),
-              f"one of {[m for m in METHODS if m != KEEPS_ALL]}: {KEEPS_ALL} keeps every sample, so phase 2 would "
-              "have no pool", "the phase-1 method whose network and clean set phase 2 starts from"),
+    Parameter("phase2_from", "coteaching_vog", one_of(METHODS), f"one of {list(METHODS)}",
+              "the phase-1 method whose network and clean set phase 2 starts from"),
     Parameter("samplers", "all", names(SAMPLERS), f"'all' or a list of distinct names from {list(SAMPLERS)}",
               "'all' or a list of phase-2 samplers"),
     Parameter("smi_function", "flqmi", one_of(UNCONDITIONAL), f"one of {list(UNCONDITIONAL)}",
@@ -131,7 +129,7 @@ class NoisyConfig:
         return f"{set_name(self.dataset)}, {self.noise_rate:.0%} {self.noise} label noise"
 
 
-def build(experiment: str, setting: None, p: dict, changed: dict) -> NoisyConfig:
+def build(experiment: str, setting, p: dict, changed: dict) -> NoisyConfig:
     """The NoisyConfig of checked values `p`, after the checks that read several values at once; a weights
     file is read and fitted to the model now, before any training."""
     rare = p["rare_classes"]
@@ -141,6 +139,8 @@ def build(experiment: str, setting: None, p: dict, changed: dict) -> NoisyConfig
     need(p["cl_min_examples_per_class"] == 1 or p["cl_filter_by"] in KEEPS_MINIMUM, "cl_min_examples_per_class",
          p["cl_min_examples_per_class"], f"1 under cl_filter_by {p['cl_filter_by']!r}, which ignores it (it "
          f"applies under {list(KEEPS_MINIMUM)})")
+    need(p["phase2_from"] != KEEPS_ALL, "phase2_from", p["phase2_from"],
+         "a method that sets samples aside: cross-entropy keeps every sample, so phase 2 would have no pool")
     need(p["weights"] is None or p["pretrain"] is None, "weights", p["weights"],
          "None while pretrain is set: the networks start from one backbone, pretrained here or read from a file")
     if p["weights"] is not None and p["dataset"] in medmnist.INFO:
@@ -168,6 +168,6 @@ def build(experiment: str, setting: None, p: dict, changed: dict) -> NoisyConfig
         train=phase1, phase2_from=p["phase2_from"], samplers=chosen(p["samplers"], SAMPLERS),
         smi_function=p["smi_function"], budget=p["budget"], rounds=p["rounds"], finetune=finetune,
         correct_kept_noise=p["correct_kept_noise"], seeds=list(p["seeds"]), model=p["model"],
-        pretrain=None if p["pretrain"] is None else PretrainConfig(p["pretrain"], epochs=p["pretrain_epochs"]),
+        pretrain=pretraining(p),
         weights=p["weights"], device=p["device"], results_dir=p["results_dir"], data_root=p["data_root"],
         verify_data=p["verify_data"])

@@ -17,28 +17,30 @@ from ..data import MedMNIST, load_medmnist
 from ..params import ConfigError, need, over_profile
 from ..refinement import run as refinement_run
 from . import clinical, refinement
-from .parameters import PAPER_SETS, Parameter
+from .parameters import PROFILE_ORDER, Parameter
 
 
 @dataclass(frozen=True)
 class Paper:
     """One of the two papers: its parameters (in the order its notebooks show them), profiles, the config its
-    checked values build, and the run records one seed of one of its experiments leaves."""
+    checked values build, the run records one seed of one of its experiments leaves, and what the batch checks
+    before a kernel runs one of its notebooks."""
 
     title: str
     parameters: tuple[Parameter, ...]
     profiles: tuple[str, ...]
-    build: Callable  # (experiment, setting, values, changed) -> its config
+    build: Callable  # (experiment, setting, values, changed) -> its config; setting: CLINICAL's, else None
     seed_records: Callable  # (results_dir, config, seed) -> [Path]
+    check_before_run: Callable | None = None  # (data, config) -> None, or a ConfigError naming the fix
 
 
 PAPERS = {
     "clinical": Paper("Targeted active learning (CLINICAL)", clinical.PARAMETERS, clinical.PROFILES, clinical.build,
-                      active_run.seed_records),
+                      active_run.seed_records, active_run.check_pool),  # every pool supplies rounds x budget
     "refinement": Paper("Active label refinement", refinement.PARAMETERS, refinement.PROFILES, refinement.build,
                         refinement_run.seed_records),
 }
-PROFILES = PAPER_SETS
+PROFILES = tuple(p for p in PROFILE_ORDER if any(p in paper.profiles for paper in PAPERS.values()))
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,10 @@ EXPERIMENTS = {
 OFFLINE = tuple(name for name, e in EXPERIMENTS.items() if e.offline)
 
 
-def of_paper(paper: str) -> tuple[str, ...]:
-    """The experiments of one paper ("clinical" or "refinement")."""
-    return tuple(name for name, e in EXPERIMENTS.items() if e.paper == paper)
+def of_paper(paper: str, offline: bool = False) -> tuple[str, ...]:
+    """The experiments of one paper ("clinical" or "refinement"); offline=True: only those whose set this
+    project's machines hold."""
+    return tuple(name for name, e in EXPERIMENTS.items() if e.paper == paper and (e.offline or not offline))
 
 
 def experiment(name: str) -> Experiment:
@@ -125,7 +128,7 @@ def experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def parameters(name: str) -> tuple[Parameter, ...]:
+def parameters_of(name: str) -> tuple[Parameter, ...]:
     """The parameters of experiment `name`, in the order its notebook shows them."""
     spec = experiment(name)
     return tuple(p for p in PAPERS[spec.paper].parameters if p.setting in (None, spec.setting))
@@ -139,7 +142,7 @@ def profile_values(name: str, profile: str = "quick") -> dict:
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r} for {name}; choose one of {list(profiles)}")
     chosen = {**spec.values, **spec.profiles.get(profile, {}), "profile": profile}
-    return {p.name: chosen[p.name] if p.name in chosen else p.value(profile) for p in parameters(name)}
+    return {p.name: chosen[p.name] if p.name in chosen else p.value(profile) for p in parameters_of(name)}
 
 
 def configure(name: str, **params):
@@ -150,7 +153,7 @@ def configure(name: str, **params):
     spec = experiment(name)
     base = profile_values(name, params.get("profile", "quick"))
     values, changed = over_profile(base, params, name)
-    for parameter in parameters(name):
+    for parameter in parameters_of(name):
         need(parameter.check(values[parameter.name]), parameter.name, values[parameter.name], parameter.wanted)
     return PAPERS[spec.paper].build(name, spec.setting, values, changed)
 

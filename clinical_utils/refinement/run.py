@@ -176,7 +176,7 @@ def run_noisy_experiment(data: MedMNIST, config, progress: bool | None = None) -
 
 def recall_frame(phase1: list[dict]) -> pd.DataFrame:
     """One row per (method, seed, class): what phase 1 kept (clean recall, precision) and set aside (flag precision
-    and flag recall against the true noise), as `noisy.clean_recall` counts them."""
+    and flag recall against the true noise), as `coteaching.clean_recall` counts them."""
     rows = []
     for record in phase1:
         for row in record["clean_recall"]:

@@ -154,7 +154,7 @@ def readme_tables(results_dir: str | Path) -> str:
         else:
             parts += [f"#### {name}", markdown_table(final_table(part).loc[name]),
                       "Paired differences:", markdown_table(paired_view(paired_table(part)))]
-    targeted = frame[frame["experiment"].isin(of_paper("clinical"))]
+    targeted = frame[~frame["experiment"].isin(of_paper("refinement"))]
     if len(targeted):
         parts += ["#### Collapse", markdown_table(collapse_table(targeted))]
     return "\n\n".join(parts) + "\n"

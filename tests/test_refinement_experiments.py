@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from clinical_utils.experiments import (METHODS, configure, load_data, load_phase1_records, noisy_split, of_paper,
-                                        parameters, profile_values, recall_frame, run_noisy_experiment)
+                                        parameters_of, profile_values, recall_frame, run_noisy_experiment)
 from clinical_utils.params import ConfigError
 from clinical_utils.refinement import run as refinement_run
 from exactness import exact
@@ -18,7 +18,8 @@ def test_configure_fills_from_the_profile_and_checks_values():
     assert smoke.coteaching.forget_rate == 0.6 and smoke.coteaching.vog == "head"  # tau = the noise rate
     assert configure("retina_noisy", forget_rate=0.5).coteaching.forget_rate == 0.5
     for bad, message in (({"noise_rate": 1.0}, "noise_rate"), ({"samplers": ["flmi"]}, "samplers"),
-                         ({"phase2_from": "cross_entropy"}, "no pool"), ({"window": 1}, "window"),
+                         ({"phase2_from": "cross_entropy"}, "no pool"),
+                         ({"phase2_from": "coteach"}, "phase2_from = 'coteach' .* one of \\['cross_entropy'"), ({"window": 1}, "window"),
                          ({"vog": "pixel"}, "vog"), ({"noise": "matrix"}, "noise"), ({"rounds": 0}, "rounds"),
                          ({"mix_ratio": 2.0}, "mix_ratio"), ({"rare_classes": []}, "rare_classes"),
                          ({"epoch": 3}, r"for retina_noisy: 'epoch' \(did you mean 'epochs'"),
@@ -44,7 +45,7 @@ def test_committed_noisy_notebooks_are_the_generated_ones(name):
     committed = nbformat.read(make_notebooks.HERE / f"{name}.ipynb", as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in make_notebooks.noisy_notebook(name).cells]
     params = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))
-    assert [line.split("=")[0].strip() for line in params.source.splitlines()] == [p.name for p in parameters(name)]
+    assert [line.split("=")[0].strip() for line in params.source.splitlines()] == [p.name for p in parameters_of(name)]
     shown = {}
     exec(params.source, {}, shown)
     assert shown == profile_values(name, "quick")
