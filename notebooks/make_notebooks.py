@@ -7,19 +7,20 @@ and `make test-notebooks` to refresh the nbval references.
 from pathlib import Path
 
 import nbformat
-import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from clinical_utils.experiments import EXPERIMENTS, PAPERS, configure, of_paper, parameters_of, profile_values
+from clinical_utils.experiments import EXPERIMENTS, configure, of_paper, parameters_of, profile_values
 
 HERE = Path(__file__).resolve().parent
-RECOMMENDED = yaml.safe_load((HERE.parent / "recommended.yaml").read_text())  # the labeling notebook's defaults
 
-def _parameters_cell(name: str) -> nbformat.NotebookNode:
+def _parameters_cell(name: str, headings: dict | None = None) -> nbformat.NotebookNode:
     """The parameters cell: every value written out, the quick profile's, with its one-line doc beside it (both
-    from the experiment registry)."""
-    values = profile_values(name, "quick")
-    lines = [f"{p.name} = {values[p.name]!r}" + (f"  # {p.doc}" if p.doc else "") for p in parameters_of(name)]
+    from the experiment registry); headings: a comment line before the parameter it names."""
+    values, headings = profile_values(name, "quick"), headings or {}
+    lines = []
+    for p in parameters_of(name):
+        lines += [headings[p.name]] if p.name in headings else []
+        lines.append(f"{p.name} = {values[p.name]!r}" + (f"  # {p.doc}" if p.doc else ""))
     cell = new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["parameters"]
     return cell
@@ -231,31 +232,11 @@ def summary_notebook() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
-LABELING_PARAMETERS = '''# Your images: a folder (subfolders allowed) of PNG, JPEG, TIFF or DICOM files
-folder = "../demo/pneumonia"  # the demo folder is written from PneumoniaMNIST when missing
-labels = "../demo/pneumonia/labels.csv"  # path,label[,split] of the images labeled so far (class names)
-rare_classes = ["pneumonia"]  # the classes to find, by name
-strategy = "flqmi"  # an SMI function (flmi, flqmi, gcmi, logdetmi, flcmi, logdetcmi) or a baseline (random, entropy, ...)
-budget = 10  # images to label per round
-model = "small_cnn"  # small_cnn or resnet18
-size = 28  # images are resized to size x size pixels: 28, 64, 128 or 224
-epochs = 30  # most training epochs; training stops once it reaches 99% training accuracy
-batch_size = 20  # images per training step
-precision = "auto"  # training arithmetic: "bf16", "fp32", or "auto" (bf16 where the CPU or GPU has it natively)
-{levers}
-annotator = None  # your name in the log (None: the login name)
-state_dir = None  # where the log and the labels CSV live (None: <folder>/.labeling)
-answer_key = None  # demo only: a CSV of path,label that answers in the expert's place; None: you label in the grid'''
-
-
 def labeling_notebook() -> nbformat.NotebookNode:
     """Targeted labeling of your own images: one round per run of the notebook."""
-    docs = {p.name: p.doc for p in PAPERS["clinical"].parameters}
-    levers = "\n".join(f"{name} = {value!r}  # {docs[name]}" for name, value in RECOMMENDED.items())
-    base = [line for line in LABELING_PARAMETERS.splitlines() if line.split(" = ")[0] not in RECOMMENDED]
-    cell = new_code_cell("\n".join(base).format(levers="# the recommended recipe (recommended.yaml):\n"
-                                                              + levers))
-    cell.metadata["tags"] = ["parameters"]
+    cell = _parameters_cell("label_my_images", {"folder": "# Your images", "pretrain": "# the recommended training "
+                                               "recipe (recommended.yaml, chosen by benchmarks/sweep.py):",
+                                               "annotator": "# who labels"})
     cells = [
         new_markdown_cell(
             "# Targeted labeling of your own images\n\nA folder of unlabeled scans, a few labeled ones (a CSV of "
@@ -270,18 +251,13 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "expert (`answer_key=\"../demo/pneumonia_answers.csv\"`)."),
         cell,
         new_code_cell(
-            "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\nfrom clinical_utils.labeling import demo\n"
-            "from clinical_utils.labeling.widget import LabelingWidget\n"
-            "from clinical_utils.labeling import LabelingProject, validation_table\n"
-            "from clinical_utils.training.representation import PretrainConfig\n"
-            "from clinical_utils.training.train import TrainConfig\n\n"
+            "import os\nfrom pathlib import Path\n\nimport pandas as pd\n\n"
+            "from clinical_utils.experiments import configure\n"
+            "from clinical_utils.labeling import LabelingProject, LabelingWidget, demo, validation_table\n\n"
+            f"settings = configure('label_my_images', {_arguments('label_my_images')})  # every value checked\n"
             "if folder == \"../demo/pneumonia\" and not Path(folder).exists():\n"
             "    demo.write_pneumonia_folder(folder)\n"
             "project = LabelingProject(folder, labels, state_dir, size=size, annotator=annotator)\n"
-            "train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, target_train_accuracy=0.99, "
-            "precision=precision,\n"
-            "                           class_weight=class_weight, logit_adjust=logit_adjust, head_only=head_only)\n"
-            "pretrained = None if pretrain is None else PretrainConfig(pretrain, epochs=pretrain_epochs)\n"
             "print(f\"{len(project.data.pool_paths)} unlabeled images; labeled so far, per class and split:\")\n"
             "project.counts()"),
         new_markdown_cell("## This round\nTrained on everything labeled so far. While picks are left unlabeled, "
@@ -292,8 +268,8 @@ def labeling_notebook() -> nbformat.NotebookNode:
             "    print(f\"round {current['round']}: {len(project.pending())} of {len(current['picks'])} picks \"\n"
             "          \"still to label\")\n"
             "else:\n"
-            "    current = project.run_round(strategy, budget, rare_classes, model=model, train_config=train_config,\n"
-            "                                embedding=embedding, pretrain=pretrained)\n"
+            "    current = project.run_round(strategy, budget, rare_classes, model=model, train_config=settings.train,\n"
+            "                                embedding=embedding, pretrain=settings.pretrain)\n"
             "    print(f\"round {current['round']}: {strategy} picked {len(current['picks'])} images in \"\n"
             "          f\"{current['seconds']:.0f} s (model {current['model_version']})\")\n"
             "if current.get('warning'):  # a cold start, or a model that calls no unlabeled image rare\n"
@@ -327,7 +303,7 @@ def labeling_notebook() -> nbformat.NotebookNode:
         new_code_cell("if project.missing_classes():  # after a cold start: still no labeled image of a class\n"
                       "    print(f'no model yet: label an image of {project.missing_classes()} to train one')\n"
                       "else:\n"
-                      "    retrained, after = project.fit(model, train_config, pretrain=pretrained)\n"
+                      "    retrained, after = project.fit(model, settings.train, pretrain=settings.pretrain)\n"
                       "    before = {} if current['validation'] is None else {'before this round': "
                       "current['validation']}\n"
                       "    display(validation_table(project.class_names, {**before, 'after': after}).round(3))"),

@@ -208,5 +208,19 @@ def test_every_profile_of_every_experiment_passes_its_own_checks():
         for profile in PAPERS[spec.paper].profiles:
             config = configure(name, profile=profile)
             assert config.profile == profile and not config.changed
-    docs = {p.name: p.doc for spec in PAPERS.values() for p in spec.parameters}
-    assert [name for name, doc in docs.items() if not doc] == ["dataset", "batch_size"]  # self-explanatory
+    for paper in PAPERS.values():
+        assert {p.name for p in paper.parameters if not p.doc} <= {"dataset", "batch_size"}  # self-explanatory
+
+
+def test_the_labeling_notebook_is_configured_and_checked_like_the_experiments():
+    settings = configure("label_my_images")
+    assert settings.train.logit_adjust == 1.0 and settings.embedding == "gradients_rare" and settings.pretrain is None
+    assert settings.train.target_train_accuracy == 0.99 and settings.budget == 10 and not settings.changed
+    mine = configure("label_my_images", budget=5, pretrain="simclr", head_only=True)
+    assert mine.changed == {"budget": 10, "head_only": False, "pretrain": None} and mine.pretrain.epochs == 10
+    for bad, message in (({"budget": 0}, "parameter budget = 0"), ({"strategy": "flqm"}, "parameter strategy"),
+                         ({"rare_classes": [1]}, "class names"), ({"size": 32}, "parameter size"),
+                         ({"head_only": True}, "unless pretrain is set"),
+                         ({"profile": "smoke"}, "unknown profile 'smoke' for label_my_images")):
+        with pytest.raises(ConfigError, match=message):
+            configure("label_my_images", **bad)

@@ -16,7 +16,7 @@ from ..active import run as active_run
 from ..data import MedMNIST, load_medmnist
 from ..params import ConfigError, need, over_profile
 from ..refinement import run as refinement_run
-from . import clinical, refinement
+from . import clinical, labeling, refinement
 from .parameters import PROFILE_ORDER, Parameter
 
 
@@ -30,7 +30,7 @@ class Paper:
     parameters: tuple[Parameter, ...]
     profiles: tuple[str, ...]
     build: Callable  # (experiment, setting, values, changed) -> its config; setting: CLINICAL's, else None
-    seed_records: Callable  # (results_dir, config, seed) -> [Path]
+    seed_records: Callable | None = None  # (results_dir, config, seed) -> [Path]; None: it keeps no run records
     check_before_run: Callable | None = None  # (data, config) -> None, or a ConfigError naming the fix
 
 
@@ -39,6 +39,7 @@ PAPERS = {
                       active_run.seed_records, active_run.check_pool),  # every pool supplies rounds x budget
     "refinement": Paper("Active label refinement", refinement.PARAMETERS, refinement.PROFILES, refinement.build,
                         refinement_run.seed_records),
+    "labeling": Paper("Labeling your own images", labeling.PARAMETERS, labeling.PROFILES, labeling.build),
 }
 PROFILES = tuple(p for p in PROFILE_ORDER if any(p in paper.profiles for paper in PAPERS.values()))
 
@@ -113,6 +114,10 @@ EXPERIMENTS = {
         {"dataset": "dermamnist", "noise_rate": 0.8}),
 }
 OFFLINE = tuple(name for name, e in EXPERIMENTS.items() if e.offline)
+# Notebooks configured here that are not experiments (the batch does not run them).
+TOOLS = {"label_my_images": Experiment(
+    "labeling", "A folder of unlabeled scans, a few labeled ones (a CSV of `path,label`, class names) and an expert "
+    "with an hour: one round of targeted labeling per run of the notebook.", {})}
 
 
 def of_paper(paper: str, offline: bool = False) -> tuple[str, ...]:
@@ -122,10 +127,11 @@ def of_paper(paper: str, offline: bool = False) -> tuple[str, ...]:
 
 
 def experiment(name: str) -> Experiment:
-    """The registered experiment `name`, or a ConfigError listing them."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; the experiments are {sorted(EXPERIMENTS)}")
-    return EXPERIMENTS[name]
+    """The registered experiment (or other notebook, `TOOLS`) `name`, or a ConfigError listing them."""
+    if name not in EXPERIMENTS and name not in TOOLS:
+        raise ConfigError(f"unknown experiment {name!r}; the experiments are {sorted(EXPERIMENTS)}, and "
+                          f"{sorted(TOOLS)} configures here too")
+    return EXPERIMENTS.get(name) or TOOLS[name]
 
 
 def parameters_of(name: str) -> tuple[Parameter, ...]:
@@ -146,8 +152,8 @@ def profile_values(name: str, profile: str = "quick") -> dict:
 
 
 def configure(name: str, **params):
-    """Resolve a notebook's parameters and check every value: a Config (CLINICAL) or a NoisyConfig (label
-    refinement). A name not given takes the value of `profile` (default quick); a given value is taken as it is:
+    """Resolve a notebook's parameters and check every value: a Config (CLINICAL), a NoisyConfig (label
+    refinement) or LabelingSettings (label_my_images). A name not given takes the value of `profile` (default quick); a given value is taken as it is:
     None means only what the parameters cell says it means (pool_per_class=None: all the pool the split allows;
     target_train_accuracy=None: a fixed epoch count)."""
     spec = experiment(name)
