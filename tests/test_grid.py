@@ -41,13 +41,21 @@ def records(folder: Path) -> dict:
 def kill_a_worker_mid_shard(batch: subprocess.Popen, run: Path) -> None:
     """SIGKILL a Dask worker process while its kernel runs a shard that has written a record (not the batch's own
     collect kernel, whose parent is the batch)."""
+    def shard_kernel(process: psutil.Process) -> bool:
+        try:
+            return "ipykernel" in " ".join(process.cmdline()) and process.ppid() != batch.pid
+        except psutil.Error:  # it ended (or is ending) between the listing and the look: not one to kill
+            return False
+
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and batch.poll() is None:
-        kernels = [p for p in psutil.Process(batch.pid).children(recursive=True)
-                   if "ipykernel" in " ".join(p.cmdline()) and p.ppid() != batch.pid]
+        kernels = [p for p in psutil.Process(batch.pid).children(recursive=True) if shard_kernel(p)]
         if kernels and record_paths(run, phase1=None):
-            os.kill(kernels[0].ppid(), signal.SIGKILL)
-            return
+            try:
+                os.kill(kernels[0].ppid(), signal.SIGKILL)
+                return
+            except (psutil.Error, ProcessLookupError):  # the worker ended first: look again
+                pass
         time.sleep(0.2)
     pytest.fail("no shard kernel to kill: the grid ended or never started a kernel")
 
