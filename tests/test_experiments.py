@@ -43,7 +43,8 @@ def test_the_settings_table_is_a_table_that_names_what_differs_from_the_profile(
 @pytest.mark.parametrize("name, value", [
     ("rounds", 0), ("budget", 2.5), ("strategies", ["flqmi", "typo"]), ("strategies", ["random", "random"]),
     ("strategies", []), ("seeds", []), ("seeds", [1, 1]), ("seeds", [-1]), ("model", "vgg"), ("queries", "some"),
-    ("lr", 0), ("target_train_accuracy", 2), ("target_train_accuracy", 0), ("rare_classes", [1, 1]), ("pool_per_class", 0), ("imbalance_ratio", 0.5),
+    ("lr", 0), ("target_train_accuracy", 2), ("target_train_accuracy", 0), ("rare_classes", [1, 1]),
+    ("pool_per_class", 0), ("imbalance_ratio", 0.5),
     ("rare_classes", "1"), ("balanced_test", "yes"), ("batch_size", 1), ("results_dir", 3), ("device", "tpu"),
     ("rare_classes", [5]), ("embedding", "pixels"), ("class_weight", "inverse"), ("pretrain", "byol"),
     ("pretrain_epochs", 0), ("head_only", "yes"), ("head_only", True)])

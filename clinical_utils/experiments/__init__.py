@@ -1,6 +1,7 @@
 """The one experiment registry of both papers: every notebook parameter declared once (`parameters`, `clinical`,
 `refinement`, and `labeling` for the labeling notebook), every experiment and profile (`registry`), and
-`configure`, which resolves and checks a notebook's parameters. The functions that run a configured experiment are re-exported here, where notebooks import them.
+`configure`, which resolves and checks a notebook's parameters. The functions that run a configured experiment
+are re-exported here, where notebooks import them.
 """
 import warnings
 
@@ -15,9 +16,9 @@ from .registry import (EXPERIMENTS, OFFLINE, PAPERS, PROFILES, TOOLS, Experiment
                        load_data, of_paper, parameters_of, profile_values, seed_records)
 
 __all__ = ["EXPERIMENTS", "KEEPS_ALL", "METHODS", "OFFLINE", "PAPERS", "PROFILES", "TOOLS", "Config", "Experiment",
-           "LabelingSettings", "NoisyConfig", "Paper", "Parameter", "build_scenario", "check_pool", "configure", "experiment",
-           "load_data", "load_phase1_records", "noisy_split", "of_paper", "parameters_of", "profile_values",
-           "recall_frame", "run_experiment", "run_noisy_experiment", "seed_records"]
+           "LabelingSettings", "NoisyConfig", "Paper", "Parameter", "build_scenario", "check_pool", "configure",
+           "experiment", "load_data", "load_phase1_records", "noisy_split", "of_paper", "parameters_of",
+           "profile_values", "recall_frame", "run_experiment", "run_noisy_experiment", "seed_records"]
 
 # what clinical_utils.noisy_experiments called them: one configure and one profile_values serve both papers now
 RENAMED = {"configure_noisy": "configure", "noisy_profile_values": "profile_values"}

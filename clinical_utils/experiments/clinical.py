@@ -30,15 +30,16 @@ PARAMETERS = (
     profile(PROFILES),
     DATASET,
     Parameter("rare_classes", None, optional(distinct_indices),
-              "a list of distinct class indices, e.g. [1] (None: the tail half, long-tail only)", "the classes targeted and reported as rare (long-tail: None, the tail half of "
-              "`order`)"),
+              "a list of distinct class indices, e.g. [1] (None: the tail half, long-tail only)",
+              "the classes targeted and reported as rare (long-tail: None, the tail half of `order`)"),
     Parameter("imbalance_ratio", 20, in_range(1, float("inf")), f"{AT_LEAST_ONE} (common images per rare image)",
               "common : rare images, in the labeled set and in the pool", setting="binary"),
     Parameter("imbalance_factor", 20, in_range(1, float("inf")), f"{AT_LEAST_ONE} (head class size / tail class "
               "size)", "head class size / tail class size, in the labeled set and in the pool", setting="longtail"),
     Parameter("order", None, optional(distinct_indices),
-              "None (by train frequency) or a list of every class index once, from head (most images) to tail", "classes from head (most images) to tail (None: by train "
-              "frequency); put a class last to make it the tail", setting="longtail"),
+              "None (by train frequency) or a list of every class index once, from head (most images) to tail",
+              "classes from head (most images) to tail (None: by train frequency); put a class last to make it the "
+              "tail", setting="longtail"),
     Parameter("labeled_per_class", 100, positive_int, "a positive whole number",
               "initial labeled images per common class (rare: this / imbalance_ratio)",
               profiles={"smoke": 20}, setting="binary"),
@@ -141,6 +142,21 @@ class Config:
         return f"{name}, binary imbalance {self.imbalance:g}:1 ({rare} rare)"
 
 
+def training(p: dict) -> tuple[TrainConfig, PretrainConfig | None]:
+    """The training and pretraining checked values `p` ask for (epochs, batch_size, lr, target_train_accuracy,
+    precision, class_weight, logit_adjust, head_only, pretrain, pretrain_epochs): a CLINICAL notebook's, and the
+    labeling notebook's."""
+    need(not p["head_only"] or p["pretrain"] is not None, "head_only", p["head_only"],
+         "False unless pretrain is set (a linear head on an untrained backbone learns little)")
+    try:
+        train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                            target_train_accuracy=p["target_train_accuracy"], precision=p["precision"],
+                            class_weight=p["class_weight"], logit_adjust=p["logit_adjust"], head_only=p["head_only"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"training parameters: {err}") from None
+    return train, pretraining(p)
+
+
 def build(experiment: str, setting: str, p: dict, changed: dict) -> Config:
     """The Config of checked values `p`, after the checks that read several values at once."""
     rare, order = p["rare_classes"], p.get("order")
@@ -150,15 +166,8 @@ def build(experiment: str, setting: str, p: dict, changed: dict) -> Config:
     if k is not None:
         need(order is None or sorted(order) == list(range(k)), "order", order,
              f"every class of {p['dataset']} (0..{k - 1}) once, from head to tail")
-    need(not p["head_only"] or p["pretrain"] is not None, "head_only", p["head_only"],
-         "False unless pretrain is set (a linear head on an untrained backbone learns little)")
+    train, pretrain = training(p)
     binary = setting == "binary"
-    try:
-        train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                            target_train_accuracy=p["target_train_accuracy"], precision=p["precision"],
-                            class_weight=p["class_weight"], logit_adjust=p["logit_adjust"], head_only=p["head_only"])
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"training parameters: {err}") from None
     return Config(
         experiment=experiment, profile=p["profile"], changed=changed, dataset=p["dataset"], setting=setting,
         rare_classes=None if rare is None else list(rare),
@@ -168,7 +177,6 @@ def build(experiment: str, setting: str, p: dict, changed: dict) -> Config:
         pool=p["pool_per_class"] if binary else p["pool_max"],
         exemplars_per_class=p["exemplars_per_class"], balanced_test=p["balanced_test"], budget=p["budget"],
         rounds=p["rounds"], strategies=chosen(p["strategies"], STRATEGIES), seeds=list(p["seeds"]),
-        model=p["model"], train=train,
-        pretrain=pretraining(p),
+        model=p["model"], train=train, pretrain=pretrain,
         queries=p["queries"], embedding=p["embedding"], device=p["device"], results_dir=p["results_dir"],
         data_root=p["data_root"], verify_data=p["verify_data"])

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 
 from ..active.loop import STRATEGIES
 from ..data import SIZES
-from ..params import ConfigError, need
 from ..training.representation import PretrainConfig
 from ..training.train import TrainConfig
 from . import clinical
-from .parameters import (BATCH_SIZE, MODEL, PRECISION, Parameter, one_of, optional, positive_int, pretraining,
-                         text)
+from .parameters import BATCH_SIZE, MODEL, PRECISION, Parameter, one_of, optional, positive_int, text
 
 PROFILES = ("quick",)
 _CLINICAL = {p.name: p for p in clinical.PARAMETERS}
@@ -69,16 +67,9 @@ class LabelingSettings:
 
 def build(experiment: str, setting, p: dict, changed: dict) -> LabelingSettings:
     """The LabelingSettings of checked values `p` (experiment and setting: the registry's, unused here)."""
-    need(not p["head_only"] or p["pretrain"] is not None, "head_only", p["head_only"],
-         "False unless pretrain is set (a linear head on an untrained backbone learns little)")
-    try:
-        train = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], target_train_accuracy=0.99,
-                            precision=p["precision"], class_weight=p["class_weight"], logit_adjust=p["logit_adjust"],
-                            head_only=p["head_only"])
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"training parameters: {err}") from None
+    train, pretrain = clinical.training({**p, "target_train_accuracy": 0.99})  # the authors' stopping rule
     return LabelingSettings(
         changed=changed, folder=p["folder"], labels=p["labels"], rare_classes=list(p["rare_classes"]),
         strategy=p["strategy"], budget=p["budget"], model=p["model"], size=p["size"], embedding=p["embedding"],
-        train=train, pretrain=pretraining(p), annotator=p["annotator"], state_dir=p["state_dir"],
+        train=train, pretrain=pretrain, annotator=p["annotator"], state_dir=p["state_dir"],
         answer_key=p["answer_key"])

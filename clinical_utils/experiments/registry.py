@@ -153,9 +153,9 @@ def profile_values(name: str, profile: str = "quick") -> dict:
 
 def configure(name: str, **params):
     """Resolve a notebook's parameters and check every value: a Config (CLINICAL), a NoisyConfig (label
-    refinement) or LabelingSettings (label_my_images). A name not given takes the value of `profile` (default quick); a given value is taken as it is:
-    None means only what the parameters cell says it means (pool_per_class=None: all the pool the split allows;
-    target_train_accuracy=None: a fixed epoch count)."""
+    refinement) or LabelingSettings (label_my_images). A name not given takes the value of `profile` (default
+    quick); a given value is taken as it is: None means only what the parameters cell says it means
+    (pool_per_class=None: all the pool the split allows; target_train_accuracy=None: a fixed epoch count)."""
     spec = experiment(name)
     base = profile_values(name, params.get("profile", "quick"))
     values, changed = over_profile(base, params, name)
